@@ -1,0 +1,5 @@
+"""``python -m textclf``."""
+
+from textclf.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Data: loading, validation, splitting, and the text preprocessing shared with serving."""

@@ -1,0 +1,1 @@
+"""Models: backbone loading, the Lightning DataModule and LightningModule, torch inference."""

@@ -1,0 +1,119 @@
+"""train: fine-tune the backbone with Lightning; keep the best checkpoint by validation macro-F1."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from textclf import io
+from textclf.config import Params
+from textclf.data.text import ModelMeta, Normalizer, TextEncoder
+from textclf.errors import ArtifactError
+from textclf.paths import Paths
+
+
+def read_labels(paths: Paths) -> list[str]:
+    """The label set written by ``prepare``."""
+    if not paths.labels_file.is_file():
+        raise ArtifactError(f"{paths.labels_file} is missing. Fix: run `dvc repro prepare`.")
+    labels: list[str] = io.read_json(paths.labels_file)["labels"]
+    return labels
+
+
+def read_split(paths: Paths, name: str) -> pd.DataFrame:
+    """A split written by ``prepare``."""
+    path = paths.split(name)
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing. Fix: run `dvc repro prepare`.")
+    return pd.read_parquet(path)
+
+
+def run(params: Params, paths: Paths, enable_progress_bar: bool | None = None) -> dict[str, Any]:
+    """Train, then save the best model, tokenizer and ``textclf.json`` to the model directory."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import lightning as L
+    import torch
+    from dvclive.lightning import DVCLiveLogger
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from textclf.models.backbone import load_classifier, load_tokenizer, resolve_backbone
+    from textclf.models.datamodule import TextDataModule
+    from textclf.models.module import TextClassifier
+
+    cfg, model_cfg = params.train, params.model
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    labels = read_labels(paths)
+    train_df, val_df = read_split(paths, "train"), read_split(paths, "val")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    source = resolve_backbone(model_cfg.backbone, paths.root)
+    tokenizer = load_tokenizer(source)
+    meta = ModelMeta(labels=labels, max_length=model_cfg.max_length,
+                     pad_token_id=int(tokenizer.pad_token_id),
+                     normalizer=Normalizer(**model_cfg.preprocess.model_dump()),
+                     backbone=model_cfg.backbone)
+    encoder = TextEncoder(tokenizer.backend_tokenizer, meta)
+    datamodule = TextDataModule(encoder, train_df, val_df, labels, cfg.batch_size,
+                                cfg.eval_batch_size, cfg.bucket_batches, cfg.seed)
+    module = TextClassifier(load_classifier(source, labels, model_cfg.dropout), len(labels),
+                            cfg.learning_rate, cfg.weight_decay, cfg.warmup_ratio)
+
+    # Under multi-process DDP every rank runs this function; only rank 0 writes outputs.
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    writer = rank_zero_only.rank == 0
+    reports = io.atomic_dir(paths.train_reports) if writer else tempfile.TemporaryDirectory()
+    with tempfile.TemporaryDirectory(prefix="textclf-train-") as scratch, reports as live_dir:
+        logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False,
+                               report=None)
+        checkpoint = ModelCheckpoint(dirpath=scratch, monitor="val/macro_f1", mode="max",
+                                     save_top_k=1, save_weights_only=True,
+                                     filename="best-{step}")
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+            strategy=cfg.strategy, precision=cfg.precision, max_epochs=cfg.epochs,
+            max_steps=cfg.max_steps, val_check_interval=1.0 / cfg.val_checks_per_epoch,
+            accumulate_grad_batches=cfg.accumulate_grad_batches,
+            gradient_clip_val=cfg.gradient_clip_val or None, logger=logger,
+            callbacks=[checkpoint], deterministic="warn", num_sanity_val_steps=0,
+            log_every_n_steps=10, enable_model_summary=False,
+            enable_progress_bar=(enable_progress_bar if enable_progress_bar is not None
+                                 else os.isatty(2)),
+            default_root_dir=scratch,
+        )
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        seconds = time.perf_counter() - started
+        best_path = trainer.strategy.broadcast(checkpoint.best_model_path)
+        if not best_path:
+            raise ArtifactError("training produced no checkpoint: was validation ever run? "
+                                "Fix: check train.val_checks_per_epoch and the val split.")
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        best_score = float(checkpoint.best_model_score or 0.0)
+        summary = {
+            "best_val_macro_f1": best_score,
+            "best_checkpoint": Path(best_path).stem,
+            "train_seconds": round(seconds, 2),
+            "train_samples_per_second": round(module.samples_seen / seconds, 2),
+            "train_rows": len(train_df),
+            "global_steps": int(trainer.global_step),
+            "accelerator": type(trainer.accelerator).__name__,
+            "precision": cfg.precision,
+        }
+        if writer and trainer.is_global_zero:
+            live = logger.experiment
+            for key, value in summary.items():
+                live.summary[f"best/{key}" if key.startswith("best_") else f"run/{key}"] = value
+            live.make_summary()
+            with io.atomic_dir(paths.model_dir) as out:
+                module.model.save_pretrained(out)
+                tokenizer.save_pretrained(out)
+                meta.save(out)
+    return summary
