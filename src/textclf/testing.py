@@ -43,7 +43,7 @@ def toy_vocab() -> list[str]:
     return _SPECIALS + words + ["http", "user"] + chars + [chr(c) for c in range(97, 123)]
 
 
-def make_tiny_backbone(directory: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def make_tiny_backbone(directory: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """Save a randomly initialised tiny BERT and its tokenizer to ``directory``."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer

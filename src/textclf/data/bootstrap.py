@@ -7,7 +7,12 @@ through package metadata. Byte-identical copies hash the same as the committed `
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
+import subprocess
+import sys
+
+import yaml
 from pathlib import Path
 
 from textclf import io
@@ -49,3 +54,70 @@ def bootstrap(root: Path = Path(), force: bool = False) -> tuple[Path, bool]:
     with io.atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     return target, True
+
+
+def _dvc(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
+    dvc = Path(sys.executable).with_name("dvc")
+    return subprocess.run([str(dvc) if dvc.exists() else "dvc", *args], cwd=root,
+                          capture_output=True, text=True, check=False)
+
+
+def _hashes(dvc_text: str) -> list[str]:
+    return [str(out.get("md5")) for out in yaml.safe_load(dvc_text).get("outs", [])]
+
+
+def data_state(root: Path = Path(), dvc_file: str = "data.dvc") -> str:
+    """Compare ``data/`` with ``data.dvc``: ``ok``, ``not in cache``, ``modified`` or ``deleted``."""
+    outs = yaml.safe_load((Path(root) / dvc_file).read_text(encoding="utf-8")).get("outs", [])
+    if any(not (Path(root) / out["path"]).exists() for out in outs):
+        return "deleted"  # dvc reports a missing, uncached output as "not in cache"
+    proc = _dvc(["status", "--json", dvc_file], root)
+    if proc.returncode != 0:
+        raise DataError(f"`dvc status {dvc_file}` failed: {proc.stderr.strip()}")
+    changes = json.loads(proc.stdout or "{}").get(dvc_file, [])
+    states = {state for change in changes if isinstance(change, dict)
+              for state in change.get("changed outs", {}).values()}
+    for state in ("deleted", "modified", "not in cache"):
+        if state in states:
+            return state
+    return "ok" if not states else sorted(states)[0]
+
+
+def ensure_data(root: Path = Path(), dvc_file: str = "data.dvc") -> str:
+    """Make ``data/`` match ``data.dvc``: keep it, else ``dvc pull``, else copy the default corpus.
+
+    Returns how the data got there. Raises :class:`DataError` when what is in ``data/`` is not
+    what ``data.dvc`` records (the fix: configure the remote that holds it and ``dvc pull``).
+    """
+    state = data_state(root, dvc_file)
+    how = "already in place"
+    if state in {"deleted", "modified"}:
+        pulled = _dvc(["pull", "--quiet", dvc_file], root).returncode == 0
+        state = data_state(root, dvc_file)
+        if pulled and state == "ok":
+            return "restored with dvc pull"
+        if state == "deleted":
+            bootstrap(root)
+            how = "copied the default corpus"
+            state = data_state(root, dvc_file)
+    if state == "not in cache":
+        # With an empty cache DVC cannot tell "modified" from "not cached": commit, and if the
+        # recorded hash would change, put data.dvc back and report the data as modified.
+        record = Path(root) / dvc_file
+        before = record.read_text(encoding="utf-8")
+        commit = _dvc(["commit", "--quiet", "--force", dvc_file], root)
+        if commit.returncode != 0:
+            raise DataError(f"`dvc commit {dvc_file}` failed: {commit.stderr.strip()}")
+        if _hashes(record.read_text(encoding="utf-8")) != _hashes(before):
+            record.write_text(before, encoding="utf-8")
+            state = "modified"
+        else:
+            record.write_text(before, encoding="utf-8")
+            state = data_state(root, dvc_file)
+    if state != "ok":
+        raise DataError(
+            f"data/ does not match {dvc_file} ({state}) and `dvc pull` could not fetch it. Fix: "
+            "configure the DVC remote that holds your data (`dvc remote add -d ...`) and run "
+            f"`dvc pull {dvc_file}`; or, to track new data, `dvc add data` and commit {dvc_file}."
+        )
+    return how

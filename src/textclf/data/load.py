@@ -44,7 +44,7 @@ def read_table(path: Path, fmt: str = "auto", encoding: str = "utf-8") -> pd.Dat
         ) from None
     except pd.errors.ParserError as err:
         raise DataError(
-            f"{path}: malformed CSV: {err}. Fix: quote fields that contain commas, quotes or "
+            f"{path}: malformed CSV: {str(err).strip()}. Fix: quote fields that contain commas, quotes or "
             "newlines, or remove the broken row."
         ) from None
     except (OSError, ValueError) as err:

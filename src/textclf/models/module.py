@@ -16,6 +16,7 @@ class TextClassifier(L.LightningModule):
                  warmup_ratio: float) -> None:
         super().__init__()
         self.model = model
+        self.model.train()  # from_pretrained returns eval mode; Lightning keeps modes as found
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio

@@ -109,8 +109,9 @@ def run(params: Params, paths: Paths, enable_progress_bar: bool | None = None) -
         }
         if writer and trainer.is_global_zero:
             live = logger.experiment
-            for key, value in summary.items():
-                live.summary[f"best/{key}" if key.startswith("best_") else f"run/{key}"] = value
+            live.summary["best"] = {"val_macro_f1": best_score,
+                                    "checkpoint": summary["best_checkpoint"]}
+            live.summary["run"] = {k: v for k, v in summary.items() if not k.startswith("best")}
             live.make_summary()
             with io.atomic_dir(paths.model_dir) as out:
                 module.model.save_pretrained(out)

@@ -1,0 +1,1 @@
+"""Developer tools run by pre-commit and CI."""

@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny random BERT, a learnable toy corpus, and params pointing at them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+TOY_LABELS = ["negative", "neutral", "positive"]
+
+
+def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
+    """Params for the toy corpus and tiny backbone; ``sections`` override keys per section."""
+    base: dict[str, Any] = {
+        "data": {"path": "data/toy.csv", "label_column": "label", "labels": TOY_LABELS},
+        "prepare": {"reference_size": 60},
+        "model": {"backbone": "tiny", "max_length": 32},
+        "train": {"epochs": 12, "batch_size": 16, "learning_rate": 1e-3, "bucket_batches": 2,
+                  "val_checks_per_epoch": 1, "warmup_ratio": 0.0, "num_threads": 1},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return base
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT with a word-level vocabulary, saved to disk."""
+    from textclf.testing import make_tiny_backbone
+
+    return make_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny")
+
+
+@pytest.fixture
+def toy_root(tmp_path: Path, tiny_backbone: Path) -> Path:
+    """A working directory with data/toy.csv (300 rows) and the tiny backbone at ./tiny."""
+    from textclf.testing import toy_frame
+
+    (tmp_path / "data").mkdir()
+    toy_frame(300).to_csv(tmp_path / "data" / "toy.csv", index=False)
+    (tmp_path / "tiny").symlink_to(tiny_backbone, target_is_directory=True)
+    return tmp_path

@@ -1,0 +1,425 @@
+"""What users and the release/rollback flows depend on in the rendered manifests."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import (
+    DEPLOY_DIR,
+    DRIFT_COMMAND,
+    IMAGE_NAME,
+    IMAGE_REPOSITORY,
+    OVERLAYS,
+    OVERLAYS_DIR,
+    REPO_URL,
+    SERVICE_PORT,
+    TRAFFIC_DIR,
+    TRAFFIC_PVC,
+    ConditionError,
+    Manifest,
+    by_kind,
+    containers,
+    evaluate_condition,
+    load_yaml_documents,
+    measurement_phase,
+    one,
+    pod_specs,
+    render,
+    render_overlay,
+    substitute_args,
+    translate_condition,
+)
+
+ENVIRONMENTS = ("staging", "production")
+WORKLOAD_KINDS = ("Rollout", "CronJob")
+NAN = math.nan
+INF = math.inf
+
+
+def _workloads(docs: list[Manifest]) -> list[Manifest]:
+    return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def _kustomization(overlay: str) -> dict[str, Any]:
+    return yaml.safe_load((OVERLAYS_DIR / overlay / "kustomization.yaml").read_text("utf-8"))
+
+
+def _resolve_port(container: dict[str, Any], port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    by_name = {p["name"]: p["containerPort"] for p in container["ports"] if "name" in p}
+    return by_name[port]
+
+
+# --------------------------------------------------------------------------- image
+
+
+def test_production_image_is_the_released_tag() -> None:
+    """Production runs ghcr.io/your-org/gitops-text-classifier:<newTag in its kustomization>."""
+    images = _kustomization("production")["images"]
+    assert len(images) == 1, "release-manifests rewrites exactly one images entry"
+    (entry,) = images
+    assert set(entry) == {"name", "newName", "newTag"}
+    assert entry["name"] == IMAGE_NAME
+    assert entry["newName"] == IMAGE_REPOSITORY
+    assert isinstance(entry["newTag"], str)
+    assert re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", entry["newTag"])
+    expected = f"{IMAGE_REPOSITORY}:{entry['newTag']}"
+    for overlay in ("production", "production-gpu"):
+        workloads = _workloads(render_overlay(overlay))
+        assert {w["kind"] for w in workloads} == set(WORKLOAD_KINDS)
+        for workload in workloads:
+            for container in containers(workload):
+                assert container["image"] == expected, f"{overlay} {workload['kind']}"
+
+
+def test_production_tag_is_documented_as_release_managed() -> None:
+    """The comment above production's images block names its only writer."""
+    text = (OVERLAYS_DIR / "production" / "kustomization.yaml").read_text("utf-8")
+    head = text[: text.index("\nimages:")]
+    assert "make release-manifests" in head
+    assert "never be changed by image" in head
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_uses_the_rewritten_image(overlay: str) -> None:
+    """No container keeps the bare kustomize image name `textclf`."""
+    for workload in _workloads(render_overlay(overlay)):
+        for container in containers(workload):
+            assert container["image"].startswith(f"{IMAGE_REPOSITORY}:")
+
+
+def test_staging_has_a_placeholder_tag() -> None:
+    """Staging names the same repository with its own tag."""
+    (entry,) = _kustomization("staging")["images"]
+    assert entry["name"] == IMAGE_NAME and entry["newName"] == IMAGE_REPOSITORY
+    assert isinstance(entry["newTag"], str) and entry["newTag"]
+
+
+# --------------------------------------------------------------------------- pod security
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_run_non_root_with_read_only_root(overlay: str) -> None:
+    """Non-root uid 1034, no privilege escalation, no capabilities, RuntimeDefault seccomp."""
+    docs = render_overlay(overlay)
+    for account in by_kind(docs, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+    for workload in _workloads(docs):
+        for pod in pod_specs(workload):
+            assert pod["automountServiceAccountToken"] is False
+            pod_sc = pod["securityContext"]
+            assert pod_sc["runAsNonRoot"] is True
+            assert pod_sc["runAsUser"] == 1034 and pod_sc["runAsGroup"] == 1034
+            assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            for container in pod["containers"]:
+                sc = container["securityContext"]
+                assert sc["runAsNonRoot"] is True
+                assert sc["allowPrivilegeEscalation"] is False
+                assert sc["readOnlyRootFilesystem"] is True
+                assert sc["capabilities"] == {"drop": ["ALL"]}
+                assert sc.get("privileged", False) is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_writable_paths_are_volumes(overlay: str) -> None:
+    """With a read-only root, /tmp and BENTOML_HOME are emptyDirs; traffic is the PVC."""
+    for workload in _workloads(render_overlay(overlay)):
+        for pod in pod_specs(workload):
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            for container in pod["containers"]:
+                mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+                env = _env(container)
+                for path in ("/tmp", env["BENTOML_HOME"]):
+                    assert "emptyDir" in volumes[mounts[path]["name"]], path
+                traffic = volumes[mounts[TRAFFIC_DIR]["name"]]
+                assert traffic["persistentVolumeClaim"]["claimName"] == TRAFFIC_PVC
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_has_requests_and_limits(overlay: str) -> None:
+    """CPU and memory requests and limits on every container."""
+    for workload in _workloads(render_overlay(overlay)):
+        for container in containers(workload):
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), container["name"]
+
+
+@pytest.mark.parametrize("overlay", ENVIRONMENTS)
+def test_namespace_enforces_restricted_pod_security(overlay: str) -> None:
+    """The namespace refuses pods that would break the rules above."""
+    labels = one(render_overlay(overlay), "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# --------------------------------------------------------------------------- serving contract
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_hit_readyz_and_livez_on_3000(overlay: str) -> None:
+    """Readiness on /readyz, liveness (and startup) on /livez, all on port 3000."""
+    docs = render_overlay(overlay)
+    (container,) = containers(one(docs, "Rollout"))
+    assert SERVICE_PORT in {p["containerPort"] for p in container["ports"]}
+    expected = {"readinessProbe": "/readyz", "livenessProbe": "/livez", "startupProbe": "/livez"}
+    for probe, path in expected.items():
+        http = container[probe]["httpGet"]
+        assert http["path"] == path, probe
+        assert _resolve_port(container, http["port"]) == SERVICE_PORT, probe
+    service = one(docs, "Service")
+    (port,) = service["spec"]["ports"]
+    assert _resolve_port(container, port["targetPort"]) == SERVICE_PORT
+    annotations = one(docs, "Rollout")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(SERVICE_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["honorLabels"] is True, "BentoML's `endpoint` label must survive the scrape"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_traffic_is_recorded_on_the_shared_volume(overlay: str) -> None:
+    """TEXTCLF_TRAFFIC_DIR points at the ReadWriteMany PVC textclf-traffic."""
+    docs = render_overlay(overlay)
+    (container,) = containers(one(docs, "Rollout"))
+    assert _env(container)["TEXTCLF_TRAFFIC_DIR"] == TRAFFIC_DIR
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == TRAFFIC_DIR)
+    assert not mount.get("readOnly", False)
+    pvc = one(docs, "PersistentVolumeClaim", TRAFFIC_PVC)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_drift_cronjob_contract(overlay: str) -> None:
+    """Daily `textclf drift-check` on the traffic PVC, read-only, never overlapping."""
+    cron = one(render_overlay(overlay), "CronJob")
+    spec = cron["spec"]
+    minute, hour, day, month, weekday = spec["schedule"].split()
+    assert minute.isdigit() and hour.isdigit() and (day, month, weekday) == ("*", "*", "*")
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    (pod,) = pod_specs(cron)
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["command"] == DRIFT_COMMAND
+    assert "args" not in container
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == TRAFFIC_DIR)
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["persistentVolumeClaim"] == {"claimName": TRAFFIC_PVC, "readOnly": True}
+    # Exit 1 (drift) and 2 (bad log) are verdicts: fail the Job at once, no retries.
+    (fail_rule,) = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
+    assert fail_rule["onExitCodes"] == {
+        "containerName": container["name"],
+        "operator": "In",
+        "values": [1, 2],
+    }
+
+
+# --------------------------------------------------------------------------- canary + analysis
+
+
+def _analysis_template(overlay: str = "production") -> Manifest:
+    return one(render_overlay(overlay), "AnalysisTemplate", "textclf-canary")
+
+
+def _template_args(template: Manifest, **values: str) -> dict[str, str]:
+    args = {a["name"]: a["value"] for a in template["spec"]["args"] if "value" in a}
+    args.update(values)
+    return args
+
+
+def test_canary_steps_gate_each_weight_on_analysis() -> None:
+    """20% -> pause -> analysis -> 50% -> pause -> analysis -> 100%."""
+    rollout = one(render_overlay("production"), "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    steps = canary["steps"]
+    assert "trafficRouting" not in canary, "replica-based canary behind one Service"
+    assert [s["setWeight"] for s in steps if "setWeight" in s] == [20, 50, 100]
+    kinds = [next(iter(s)) for s in steps]
+    assert kinds == [
+        "setWeight",
+        "pause",
+        "analysis",
+        "setWeight",
+        "pause",
+        "analysis",
+        "setWeight",
+    ]
+    for step in steps:
+        if "analysis" in step:
+            assert [t["templateName"] for t in step["analysis"]["templates"]] == ["textclf-canary"]
+            args = {a["name"]: a for a in step["analysis"]["args"]}
+            assert args["canary-hash"]["valueFrom"] == {"podTemplateHashValue": "Latest"}
+            assert args["namespace"]["valueFrom"] == {
+                "fieldRef": {"fieldPath": "metadata.namespace"}
+            }
+            assert args["service-name"]["value"] == "textclf"
+    assert rollout["spec"]["progressDeadlineAbort"] is True
+
+
+def test_analysis_queries_read_bentoml_metrics_of_the_canary() -> None:
+    """Error rate and p95 latency from BentoML's metrics, canary pods of this service only."""
+    template = _analysis_template()
+    metrics = {m["name"]: m for m in template["spec"]["metrics"]}
+    assert set(metrics) == {"error-rate", "p95-latency"}
+    declared = {a["name"] for a in template["spec"]["args"]}
+    assert {"service-name", "namespace", "canary-hash"} <= declared
+    for metric in metrics.values():
+        prometheus = metric["provider"]["prometheus"]
+        used = set(re.findall(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}", str(metric)))
+        assert used <= declared, f"undeclared args {used - declared}"
+        query = prometheus["query"]
+        assert 'service_name="{{args.service-name}}"' in query
+        assert 'namespace="{{args.namespace}}"' in query
+        assert "{{args.canary-hash}}" in query
+        assert 'endpoint="/predict"' in query
+    error_query = metrics["error-rate"]["provider"]["prometheus"]["query"]
+    assert error_query.count("bentoml_service_request_total") == 2
+    assert 'http_response_code=~"5.."' in error_query
+    assert "or vector(0)" in error_query, "zero 5xx must read as 0, not as no data"
+    latency_query = metrics["p95-latency"]["provider"]["prometheus"]["query"]
+    assert "histogram_quantile(0.95" in latency_query
+    assert "bentoml_service_request_duration_seconds_bucket" in latency_query
+    assert "by (le)" in latency_query
+    resolved = substitute_args(
+        error_query,
+        _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"}),
+    )
+    assert "{{" not in resolved
+
+
+@pytest.mark.parametrize("metric_name", ["error-rate", "p95-latency"])
+def test_analysis_conditions_require_data(metric_name: str) -> None:
+    """Both conditions start with an explicit data check before comparing."""
+    template = _analysis_template()
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == metric_name)
+    args = _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"})
+    for field in ("successCondition", "failureCondition"):
+        condition = " ".join(metric[field].split())
+        assert condition.startswith("len(result) > 0 && !isNaN(result[0]) && "), field
+        # Parseable by the Python model of Argo's expression language once args resolve.
+        translate_condition(substitute_args(condition, args))
+
+
+@pytest.mark.parametrize(
+    ("metric_name", "good", "bad"), [("error-rate", 0.001, 0.2), ("p95-latency", 0.05, 3.0)]
+)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_analysis_measurements(overlay: str, metric_name: str, good: float, bad: float) -> None:
+    """Evaluate the conditions like Argo: no data or NaN is never a success."""
+    template = _analysis_template(overlay)
+    metric = next(m for m in template["spec"]["metrics"] if m["name"] == metric_name)
+    args = _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"})
+    assert measurement_phase(metric, [good], args) == "Successful"
+    assert measurement_phase(metric, [bad], args) == "Failed"
+    assert measurement_phase(metric, [INF], args) == "Failed"
+    assert measurement_phase(metric, [], args) == "Inconclusive"
+    assert measurement_phase(metric, [NAN], args) == "Inconclusive"
+    # Inconclusive measurements are bounded: more than the limit pauses the Rollout.
+    assert int(metric["inconclusiveLimit"]) < int(metric["count"]) // 2
+    assert int(metric["failureLimit"]) < int(metric["count"]) // 2
+
+
+def test_condition_model_matches_argo_semantics() -> None:
+    """The Python model of Argo's expression language behaves as documented."""
+    assert measurement_phase({"successCondition": "result[0] >= 0.95"}, [NAN], {}) == "Failed"
+    assert measurement_phase({"failureCondition": "result[0] > 1"}, [0.5], {}) == "Successful"
+    assert measurement_phase({}, [], {}) == "Successful"
+    assert measurement_phase({"successCondition": "result[0] > 1"}, [], {}) == "Error"
+    assert evaluate_condition("len(result) == 0 || !(result[0] > 1)", []) is True
+    assert evaluate_condition("!isNaN(result[0]) && true", [1.0]) is True
+    for unsupported in ("result[0] > x", "__import__('os')", "!result[0] > 1", "a.b", "len(result"):
+        with pytest.raises((ValueError, SyntaxError)):
+            translate_condition(unsupported)
+    with pytest.raises(ConditionError):
+        evaluate_condition("result[0] > 1", [])
+
+
+# --------------------------------------------------------------------------- GitOps
+
+
+def _applications() -> dict[str, Manifest]:
+    return {d["metadata"]["name"]: d for d in render("argocd") if d["kind"] == "Application"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_argocd_application(env: str) -> None:
+    """Automated prune + selfHeal from main, pointing at an existing overlay."""
+    app = _applications()[f"textclf-{env}"]
+    spec = app["spec"]
+    source = spec["source"]
+    assert source["repoURL"] == REPO_URL
+    assert source["targetRevision"] == "main"
+    assert source["path"] == f"deploy/overlays/{env}"
+    assert (DEPLOY_DIR.parent / source["path"] / "kustomization.yaml").is_file()
+    automated = spec["syncPolicy"]["automated"]
+    assert automated["prune"] is True and automated["selfHeal"] is True
+    assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
+    namespace = one(render_overlay(env), "Namespace")["metadata"]["name"]
+    assert spec["destination"]["namespace"] == namespace
+    annotations = app["metadata"].get("annotations", {})
+    assert not any("image-updater" in key for key in annotations)
+
+
+def test_argocd_covers_each_environment_once() -> None:
+    """One Application per environment."""
+    assert set(_applications()) == {f"textclf-{env}" for env in ENVIRONMENTS}
+
+
+def test_flux_alternative() -> None:
+    """One GitRepository on main and one pruning Kustomization per existing overlay."""
+    docs = render("flux")
+    repo = one(docs, "GitRepository")
+    assert repo["spec"]["url"] == REPO_URL
+    assert repo["spec"]["ref"] == {"branch": "main"}
+    kustomizations = {d["metadata"]["name"]: d for d in by_kind(docs, "Kustomization")}
+    assert set(kustomizations) == {f"textclf-{env}" for env in ENVIRONMENTS}
+    for env in ENVIRONMENTS:
+        spec = kustomizations[f"textclf-{env}"]["spec"]
+        assert spec["prune"] is True
+        assert spec["path"].removeprefix("./") == f"deploy/overlays/{env}"
+        assert (DEPLOY_DIR.parent / spec["path"] / "kustomization.yaml").is_file()
+        assert spec["sourceRef"] == {"kind": "GitRepository", "name": repo["metadata"]["name"]}
+        assert (
+            repo["metadata"]["namespace"]
+            == kustomizations[f"textclf-{env}"]["metadata"]["namespace"]
+        )
+        assert "images" not in spec, "the tag comes from the overlay, i.e. from git"
+
+
+def test_no_image_automation_anywhere_in_deploy() -> None:
+    """Rollback is `git revert`: no bot may own the tag (no Flux image automation)."""
+    forbidden = re.compile(r"\$imagepolicy|ImageUpdateAutomation", re.IGNORECASE)
+    checked = 0
+    for path in sorted(p for p in DEPLOY_DIR.rglob("*") if p.is_file()):
+        text = path.read_text("utf-8")
+        assert not forbidden.search(text), f"image automation marker in {path}"
+        if path.suffix in {".yaml", ".yml"}:
+            for doc in load_yaml_documents(path):
+                assert not str(doc.get("apiVersion", "")).startswith("image.toolkit.fluxcd.io")
+        checked += 1
+    assert checked > 10
+
+
+def test_readme_documents_render_and_rollback() -> None:
+    """deploy/README.md tells how to render, bootstrap and roll back."""
+    text = (DEPLOY_DIR / "README.md").read_text("utf-8")
+    for needle in (
+        "kubectl kustomize deploy/overlays/production",
+        "git revert",
+        "deploy/argocd",
+        "deploy/flux",
+        "make release-manifests",
+    ):
+        assert needle in text, needle
