@@ -16,7 +16,8 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install data run repro test test-all lint format pre-commit clean
+.PHONY: help install data run repro test test-all lint format pre-commit clean bench bento serve \
+  report gate release-tag release-manifests release-check
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -45,6 +46,36 @@ run: repro ## Install, bootstrap data, run the whole pipeline, and show the resu
 	  reports/explain/summary.md reports/slices/summary.md reports/drift/summary.json; do \
 	  if [ -f "$$f" ]; then echo "  $$f"; fi; done
 	@echo "  plots: dvc plots show  (writes dvc_plots/index.html)"
+
+BASE ?=
+BENTO_FILE ?= bentofile.yaml
+PORT ?= 3000
+BENCH_ARGS ?=
+
+bench: $(STAMP) ## Benchmarks (training, inference, service, pipeline) -> reports/bench.{json,md}
+	textclf bench $(BENCH_ARGS)
+
+bento: $(STAMP) ## Build the BentoML bento from the committed model (BENTO_FILE=bentofile.gpu.yaml for CUDA)
+	textclf release check
+	bentoml build -f $(BENTO_FILE) --version "$$(textclf release tag)" .
+
+serve: $(STAMP) ## Serve artifacts/onnx locally with BentoML on 127.0.0.1:$(PORT)
+	bentoml serve textclf.serving.service:TextClassifier --host 127.0.0.1 --port $(PORT)
+
+report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>, default origin/main or main)
+	textclf report $(if $(BASE),--base $(BASE))
+
+gate: $(STAMP) ## Promotion gate against BASE; exits non-zero when the model may not be promoted
+	textclf gate $(if $(BASE),--base $(BASE))
+
+release-tag: $(STAMP) ## Print the image tag computed from dvc.lock, the serving code and bentofile.yaml
+	@textclf release tag
+
+release-manifests: $(STAMP) ## Write the release tag into deploy/overlays/production (commit the result)
+	textclf release manifests
+
+release-check: $(STAMP) ## Fail unless outputs are committed and the production overlay names the computed tag
+	textclf release check
 
 test: $(STAMP) ## Run the fast test suite (excludes tests marked slow)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -21,8 +21,37 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
         "data": {"path": "data/toy.csv", "label_column": "label", "labels": TOY_LABELS},
         "prepare": {"reference_size": 60},
         "model": {"backbone": "tiny", "max_length": 32},
-        "train": {"epochs": 12, "batch_size": 16, "learning_rate": 1e-3, "bucket_batches": 2,
-                  "val_checks_per_epoch": 1, "warmup_ratio": 0.0, "num_threads": 1},
+        "train": {
+            "epochs": 12,
+            "batch_size": 16,
+            "learning_rate": 1e-3,
+            "bucket_batches": 2,
+            "val_checks_per_epoch": 1,
+            "warmup_ratio": 0.0,
+            "num_threads": 1,
+        },
+        # The tiny random model's int8 graph need not agree with torch (its logits are close to
+        # ties); fp32 parity is held to the production threshold. Latency on a few texts only.
+        "export": {
+            "int8_min_agreement": 0.0,
+            "int8_max_f1_drop": 1.0,
+            "latency_batch_sizes": [1, 8],
+            "latency_sample_size": 16,
+            "latency_runs": 1,
+            "latency_warmup": 1,
+            "threads": 1,
+        },
+        "explain": {
+            "variant": "fp32",
+            "sample_size": 24,
+            "max_evals": 60,
+            "min_token_count": 2,
+            "top_k": 10,
+            "examples_per_class": 1,
+            "threads": 1,
+        },
+        "slices": {"min_support": 5},
+        "drift": {"variant": "fp32", "threads": 1},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

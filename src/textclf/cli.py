@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from textclf.errors import TextclfError
+from textclf.release import release_app
 
 app = typer.Typer(
     help="Transformer text classifier: pipeline stages, checks and release helpers.\n\n"
@@ -61,13 +61,26 @@ def bootstrap(
 
 
 @app.command()
+def data(root: RootOpt = Path()) -> None:
+    """Make data/ match data.dvc: keep it, else `dvc pull`, else copy the default corpus."""
+    from textclf.data.bootstrap import ensure_data
+
+    try:
+        how = ensure_data(root)
+    except TextclfError as err:
+        _fail(err)
+    typer.echo(f"data/ matches data.dvc ({how})")
+
+
+@app.command()
 def prepare(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
     """Validate and de-duplicate the raw data; write train/val/test/reference splits."""
     from textclf.stages import prepare as stage
 
     summary = _run_stage(stage.run, params, root)
-    _echo(summary, ["rows_raw", "duplicates_removed", "conflicting_rows_removed",
-                    "rows_after_dedup"])
+    _echo(
+        summary, ["rows_raw", "duplicates_removed", "conflicting_rows_removed", "rows_after_dedup"]
+    )
 
 
 @app.command()
@@ -75,8 +88,10 @@ def train(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> No
     """Fine-tune the backbone; save the best model by validation macro-F1."""
     from textclf.stages import train as stage
 
-    _echo(_run_stage(stage.run, params, root), ["best_val_macro_f1", "train_seconds",
-                                                "train_samples_per_second"])
+    _echo(
+        _run_stage(stage.run, params, root),
+        ["best_val_macro_f1", "train_seconds", "train_samples_per_second"],
+    )
 
 
 @app.command()
@@ -85,19 +100,353 @@ def evaluate(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) ->
     from textclf.stages import evaluate as stage
 
     metrics = _run_stage(stage.run, params, root)
-    typer.echo(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                           "baseline_macro_f1": metrics["baseline"]["macro_f1"]}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "baseline_macro_f1": metrics["baseline"]["macro_f1"],
+            },
+            indent=2,
+        )
+    )
+
+
+@app.command()
+def export(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """Export the model to ONNX (fp32 + int8); check parity with torch; time CPU latency."""
+    from textclf.stages import export as stage
+
+    metrics = _run_stage(stage.run, params, root)
+    typer.echo(
+        json.dumps(
+            {
+                "fp32_max_abs_logit_diff": metrics["fp32"]["max_abs_logit_diff"],
+                "int8_agreement": metrics["int8"]["agreement"],
+                "int8_macro_f1_drop": metrics["int8"]["macro_f1_drop"],
+                "size_mb": {k: metrics[k]["size_mb"] for k in ("torch", "fp32", "int8")},
+                "int8_speedup_vs_torch": {
+                    k: v["onnx_int8"]["speedup_vs_torch"]
+                    for k, v in metrics["latency"].items()
+                    if k != "threads"
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+@app.command()
+def bench(
+    root: RootOpt = Path(),
+    params: ParamsOpt = Path("params.yaml"),
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-dir",
+            help="ONNX export to benchmark (default: artifacts/onnx under --root); "
+            "the trained torch model is read from its sibling model/.",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="small sizes (few steps, texts and requests): checks that the "
+            "benchmarks run; figures are rough.",
+        ),
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="run only these benchmarks (repeatable): training, inference, serving, pipeline.",
+        ),
+    ] = None,
+    train_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--train-steps", help="timed optimizer steps per training run (default 40; quick 4)."
+        ),
+    ] = None,
+    train_warmup: Annotated[
+        int | None,
+        typer.Option("--train-warmup", help="untimed steps before them (default 3; quick 1)."),
+    ] = None,
+    train_repeats: Annotated[
+        int | None,
+        typer.Option(
+            "--train-repeats",
+            help="alternating runs of each training loop; the best counts (default 2; quick 1).",
+        ),
+    ] = None,
+    pipeline_repeats: Annotated[
+        int | None,
+        typer.Option(
+            "--pipeline-repeats",
+            help="runs of each timed command; the median counts (default 3; quick 1).",
+        ),
+    ] = None,
+    base: BaseOpt = None,
+) -> None:
+    """Benchmark training, inference, the BentoML service and the pipeline.
+
+    training: our Lightning loop vs the HF Trainer: samples/s, peak RSS.
+    inference: torch eager vs ONNX Runtime fp32/int8, batch 1 and 32.
+    serving: `bentoml serve` vs direct ONNX Runtime at concurrency 1-32.
+    pipeline: a no-op `dvc repro` (only if `dvc status` is clean) and
+    `textclf report`.
+
+    Writes reports/bench.json and reports/bench.md and prints the Markdown;
+    a slow figure never fails it. Run it on an otherwise idle machine.
+    """
+    from textclf.bench import BenchOptions, run_all
+    from textclf.config import load_params
+    from textclf.paths import Paths
+
+    try:
+        options = BenchOptions.for_mode(
+            quick,
+            train_steps=train_steps,
+            train_warmup=train_warmup,
+            train_repeats=train_repeats,
+            pipeline_repeats=pipeline_repeats,
+        )
+        selected = only or None
+        loaded = None
+        if selected is None or "training" in selected:
+            loaded = load_params(params if params.is_absolute() else root / params)
+        results = run_all(
+            Paths(root),
+            model_dir=model_dir,
+            quick=quick,
+            only=selected,
+            params=loaded,
+            options=options,
+            base=base,
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except TextclfError as err:
+        _fail(err)
+    typer.echo(results["markdown"])
+
+
+@app.command()
+def explain(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """SHAP token importance of the ONNX model on a test sample (JSON, Markdown, HTML)."""
+    from textclf.stages import explain as stage
+
+    summary = _run_stage(stage.run, params, root)
+    typer.echo(
+        json.dumps(
+            {
+                "seconds": summary["seconds"],
+                "sample_size": summary["sample_size"],
+                "top_tokens": {
+                    label: [t["token"] for t in r["top_positive"][:8]]
+                    for label, r in summary["classes"].items()
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+@app.command()
+def slices(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """Accuracy and macro-F1 per text slice of the test predictions; flag disparities."""
+    from textclf.stages import slices as stage
+
+    report = _run_stage(stage.run, params, root)
+    typer.echo(
+        json.dumps(
+            {
+                "unscored": report["unscored"],
+                "n_flagged": report["n_flagged"],
+                "flagged": [
+                    f"{f['class']} in {f['family']}/{f['slice']}: ratio {f['ratio']:.2f}"
+                    for f in report["flagged"]
+                ],
+            },
+            indent=2,
+        )
+    )
+
+
+@app.command()
+def drift(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """Evidently drift of the test split vs the reference sample; save the reference profile."""
+    from textclf.stages import drift as stage
+
+    _echo(
+        _run_stage(stage.run, params, root),
+        ["drift_detected", "reasons", "share_drifted", "drifted_columns"],
+    )
+
+
+@app.command("drift-check")
+def drift_check(
+    traffic_dir: Annotated[
+        Path,
+        typer.Option(
+            "--traffic-dir",
+            help="directory of recorded traffic: *.jsonl files (and rotated "
+            "*.jsonl.N), one JSON object per line.",
+        ),
+    ],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="reference profile (default: $TEXTCLF_DRIFT_REFERENCE, else "
+            "artifacts/drift/reference_profile.parquet).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="also write summary.json and Evidently's report.html here."),
+    ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            "--params",
+            help="take thresholds from this params file's drift section (default: the "
+            "ones saved with the reference profile).",
+        ),
+    ] = None,
+) -> None:
+    """Check recorded production traffic for drift against the model's reference profile.
+
+    Prints the verdict as JSON. Exit code 0: no drift; 1: drift detected; 2: bad input (missing
+    directory or reference, empty or malformed log, fewer rows than drift.min_rows).
+    """
+    from textclf.config import load_params
+    from textclf.monitoring.drift import default_reference
+    from textclf.monitoring.drift import drift_check as check
+
+    try:
+        cfg = load_params(params).drift if params is not None else None
+        summary = check(traffic_dir, reference or default_reference(), cfg, out)
+    except TextclfError as err:
+        _fail(err)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    raise typer.Exit(code=1 if summary["drift_detected"] else 0)
+
+
+@app.command()
+def card(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """Generate reports/model_card.md from this run's data, metrics, slices, SHAP and export."""
+    from textclf.stages import card as stage
+
+    _echo(_run_stage(stage.run, params, root), ["path", "lines"])
+
+
+BaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base",
+        help="git revision to compare with (branch, tag or commit); default: origin/main "
+        "if it exists, else main. In CI: origin/<the PR's base branch>.",
+    ),
+]
+
+
+def _print_verdict(verdict: Any) -> None:
+    for check in verdict.checks:
+        mark = "PASS" if check.passed else ("FAIL" if check.blocking else "WARN")
+        typer.echo(f"  {mark}  {check.name}: {check.detail}")
+    typer.echo(
+        f"gate {'passed' if verdict.passed else 'FAILED'} against {verdict.base} "
+        f"({len(verdict.failures)} failure(s), {len(verdict.warnings)} warning(s))"
+    )
+
+
+@app.command()
+def report(
+    base: BaseOpt = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Markdown file to write (relative to --root).",
+        ),
+    ] = Path("reports/pr/report.md"),
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path(),
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars",
+            help="cut tables (with a note) to stay under this many characters; "
+            "GitHub comments hold at most 65,536.",
+        ),
+    ] = 60_000,
+) -> None:
+    """Write the pull-request review (gate verdict, deltas vs base, charts) as one Markdown file.
+
+    Reads the files the pipeline stages wrote and the same files committed at --base; also writes
+    the verdict to reports/pr/gate.json. Exits 0 whatever the verdict: `textclf gate` fails.
+    """
+    from textclf.paths import Paths
+    from textclf.report.build import build_review, write_review
+
+    try:
+        review = build_review(root, base, params_file=params, max_chars=max_chars)
+        target = out if out.is_absolute() else root / out
+        write_review(review, target, Paths(root).gate_verdict)
+    except TextclfError as err:
+        _fail(err)
+    cut = "" if review.rows_per_table is None else f"; tables cut to {review.rows_per_table} rows"
+    typer.echo(
+        f"wrote {target} ({len(review.markdown):,} characters{cut}); gate "
+        f"{'passed' if review.verdict.passed else 'FAILED'} against {review.base.label}"
+    )
+
+
+@app.command()
+def gate(
+    base: BaseOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path(),
+) -> None:
+    """Run the promotion gate (params `gate`) on the workspace against --base.
+
+    Prints every check; writes reports/pr/gate.json. Exit code 0: passed; 1: failed (the reasons
+    are printed); 2: bad input (no such base revision, invalid params).
+    """
+    from textclf import io
+    from textclf.paths import Paths
+    from textclf.report.build import gate_params, load_sides
+    from textclf.report.gate import evaluate_gate
+
+    try:
+        cfg = gate_params(root, params)
+        new, old = load_sides(root, base)
+        verdict = evaluate_gate(cfg, new, old)
+        io.write_json(Paths(root).gate_verdict, verdict.to_json())
+    except TextclfError as err:
+        _fail(err)
+    _print_verdict(verdict)
+    raise typer.Exit(code=0 if verdict.passed else 1)
 
 
 @app.command("check-params")
-def check_params(params: ParamsOpt = Path("params.yaml")) -> None:
+def check_params(
+    params: ParamsOpt = Path("params.yaml"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when valid.")] = False,
+) -> None:
     """Validate params.yaml and print it with defaults filled in."""
     from textclf.config import load_params
 
     try:
-        typer.echo(json.dumps(load_params(params).model_dump(), indent=2))
+        loaded = load_params(params)
+        if not quiet:
+            typer.echo(json.dumps(loaded.model_dump(), indent=2))
     except TextclfError as err:
         _fail(err)
+
+
+app.add_typer(release_app, name="release")
 
 
 def main() -> None:
@@ -106,4 +455,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

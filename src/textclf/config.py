@@ -9,6 +9,7 @@ Unknown keys and bad values fail with the key, the value and how to fix it::
 from __future__ import annotations
 
 import difflib
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -49,8 +50,10 @@ class DataParams(_Section):
     @classmethod
     def _labels_as_strings(cls, value: Any) -> Any:
         if isinstance(value, list):
-            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                    for v in value]
+            return [
+                str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value
+            ]
         return value
 
     @field_validator("labels")
@@ -100,9 +103,7 @@ class PreprocessParams(_Section):
     """Text normalisation shared by training, evaluation and serving."""
 
     replace_urls: bool = Field(True, description="replace URLs with the token 'http' (true/false)")
-    replace_mentions: bool = Field(
-        True, description="replace @mentions with '@user' (true/false)"
-    )
+    replace_mentions: bool = Field(True, description="replace @mentions with '@user' (true/false)")
     lowercase: bool = Field(False, description="lowercase text before tokenising (true/false)")
 
 
@@ -153,9 +154,7 @@ class TrainParams(_Section):
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = Field(
         "auto", description="Lightning accelerator: auto, cpu, gpu, cuda or mps"
     )
-    devices: int | Literal["auto"] = Field(
-        "auto", description="number of devices, or 'auto'"
-    )
+    devices: int | Literal["auto"] = Field("auto", description="number of devices, or 'auto'")
     num_nodes: int = Field(1, ge=1, description="number of nodes for multi-node DDP")
     strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"] = (
         Field("auto", description="Lightning strategy: auto, ddp, ddp_spawn or fsdp")
@@ -188,6 +187,378 @@ class EvaluateParams(_Section):
     baseline: BaselineParams = BaselineParams()
 
 
+OnnxVariant = Literal["fp32", "int8"]
+NumDriftMethod = Literal[
+    "ks",
+    "wasserstein",
+    "psi",
+    "jensenshannon",
+    "kl_div",
+    "hellinger",
+    "anderson",
+    "cramer_von_mises",
+    "mannw",
+    "ed",
+    "es",
+    "t_test",
+    "empirical_mmd",
+]
+CatDriftMethod = Literal[
+    "chisquare", "z", "jensenshannon", "psi", "kl_div", "hellinger", "TVD", "g_test", "fisher_exact"
+]
+SliceFamily = Literal[
+    "length", "has_url", "has_mention", "has_hashtag", "has_emoji", "has_negation"
+]
+DEFAULT_NEGATION_WORDS = [
+    "not",
+    "no",
+    "never",
+    "none",
+    "nobody",
+    "nothing",
+    "nowhere",
+    "neither",
+    "nor",
+    "cannot",
+    "n't",
+    "dont",
+    "cant",
+    "wont",
+    "didnt",
+    "doesnt",
+    "isnt",
+    "wasnt",
+    "aint",
+]
+
+
+class ExplainParams(_Section):
+    """``explain``: SHAP token attributions for the exported ONNX model on a test sample."""
+
+    variant: OnnxVariant = Field(
+        "int8", description="ONNX graph to explain: 'int8' (what CPU serving runs) or 'fp32'"
+    )
+    seed: int = Field(42, description="random seed for the test sample and SHAP (an integer)")
+    sample_size: int = Field(
+        100,
+        ge=1,
+        le=5000,
+        description="test texts explained (1..5000); runtime grows linearly with it",
+    )
+    max_evals: int = Field(
+        200,
+        ge=10,
+        le=5000,
+        description="model calls SHAP may spend per text (10..5000); lower it to run faster",
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="texts per ONNX Runtime call")
+    threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads; 0 keeps its default (one per core)"
+    )
+    top_k: int = Field(15, ge=1, le=200, description="tokens listed per class (1..200)")
+    min_token_count: int = Field(
+        3, ge=1, description="tokens seen fewer times in the sample are not ranked (>= 1)"
+    )
+    examples_per_class: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="most confident sample texts per class rendered in the HTML report (0..20)",
+    )
+
+
+class SlicesParams(_Section):
+    """``slices``: metrics per data slice and the four-fifths disparity check."""
+
+    families: list[SliceFamily] = Field(
+        ["length", "has_url", "has_mention", "has_hashtag", "has_emoji", "has_negation"],
+        description="slice families to score, any of: length, has_url, has_mention, "
+        "has_hashtag, has_emoji, has_negation",
+    )
+    length_unit: Literal["words", "chars"] = Field(
+        "words", description="unit of the length buckets: 'words' or 'chars'"
+    )
+    length_edges: list[int] = Field(
+        [10, 20],
+        description="increasing positive bucket upper bounds, e.g. [10, 20] gives <=10, "
+        "11-20 and >20",
+    )
+    negation_words: list[str] = Field(
+        DEFAULT_NEGATION_WORDS,
+        description="words that put a text in the has_negation slice (case-insensitive); "
+        "\"n't\" matches any word ending in n't",
+    )
+    min_support: int = Field(
+        50, ge=1, description="slices with fewer rows are listed but not scored (>= 1)"
+    )
+    disparity_threshold: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="flag a slice whose prediction rate for a class is below this share of the "
+        "highest rate in its family (the four-fifths rule: 0.8), in (0, 1]",
+    )
+
+    @field_validator("length_edges")
+    @classmethod
+    def _edges_increasing(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("give at least one bucket edge")
+        if any(v <= 0 for v in value) or any(b <= a for a, b in pairwise(value)):
+            raise ValueError("edges must be positive and strictly increasing")
+        return value
+
+    @field_validator("negation_words", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(isinstance(w, bool) for w in value):
+            raise ValueError('a bare no/yes/on/off is YAML for false/true: quote it, e.g. "no"')
+        return value
+
+    @field_validator("negation_words")
+    @classmethod
+    def _words_not_blank(cls, value: list[str]) -> list[str]:
+        if any(not w.strip() for w in value):
+            raise ValueError("negation words must be non-empty strings")
+        return [w.strip().lower() for w in value]
+
+
+class DriftParams(_Section):
+    """``drift``: Evidently drift between the reference sample and current data or traffic."""
+
+    variant: OnnxVariant = Field(
+        "int8", description="ONNX graph that predicts on both sides; use the one serving runs"
+    )
+    current: Literal["test", "val"] = Field(
+        "test", description="split compared with the reference sample: 'test' or 'val'"
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="texts per ONNX Runtime call")
+    threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads; 0 keeps its default (one per core)"
+    )
+    drift_share: float = Field(
+        0.3,
+        gt=0.0,
+        le=1.0,
+        description="drift is detected when at least this share of columns drifted, in (0, 1]",
+    )
+    critical_columns: list[str] = Field(
+        ["prediction", "confidence"],
+        description="columns whose drift alone means drift, e.g. [prediction, confidence]; "
+        "[] to rely on drift_share only",
+    )
+    num_method: NumDriftMethod | None = Field(
+        None,
+        description="Evidently test for numeric columns (e.g. ks, wasserstein, psi), or "
+        "null to let Evidently pick by sample size",
+    )
+    cat_method: CatDriftMethod | None = Field(
+        None,
+        description="Evidently test for categorical columns (e.g. chisquare, z, "
+        "jensenshannon, psi), or null to let Evidently pick by sample size",
+    )
+    num_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        description="threshold for num_method (a p-value or a distance), or null "
+        "for the method's default",
+    )
+    cat_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        description="threshold for cat_method (a p-value or a distance), or null "
+        "for the method's default",
+    )
+    text_content: bool = Field(
+        False,
+        description="also test the raw text with Evidently's domain classifier "
+        "(an embedding-free content-drift proxy; slower) (true/false)",
+    )
+    min_rows: int = Field(
+        100, ge=10, description="drift-check refuses traffic with fewer rows (>= 10)"
+    )
+
+
+class ExportParams(_Section):
+    """``export``: ONNX export, int8 quantisation, the parity gates and CPU latency."""
+
+    opset: int = Field(
+        18,
+        ge=18,
+        le=23,
+        description="ONNX opset of the exported graph (18..23; torch's "
+        "exporter implements 18 and up)",
+    )
+    batch_size: int = Field(
+        64, ge=1, le=4096, description="texts per inference batch for the parity checks"
+    )
+    max_abs_logit_diff: float = Field(
+        1e-4,
+        gt=0.0,
+        description="fp32 gate: the largest |logit| difference between torch and "
+        "the fp32 ONNX graph allowed on the test split, e.g. 1e-4 (positive)",
+    )
+    int8_min_agreement: float = Field(
+        0.99,
+        ge=0.0,
+        le=1.0,
+        description="int8 gate: minimum share of test texts where the int8 "
+        "graph predicts the same label as torch, in [0, 1]",
+    )
+    int8_max_f1_drop: float = Field(
+        0.005,
+        ge=0.0,
+        le=1.0,
+        description="int8 gate: largest allowed drop of test macro-F1 "
+        "from torch to the int8 graph, in [0, 1]",
+    )
+    int8_per_channel: bool = Field(
+        True,
+        description="int8: one weight scale per output channel (closer to fp32 at the same "
+        "speed) instead of one per matrix",
+    )
+    int8_fp32_ffn_down: bool = Field(
+        True,
+        description="int8: keep the feed-forward down-projections (the MatMuls whose weight "
+        "narrows the hidden size) in fp32; their inputs, after GELU, lose most to 8-bit "
+        "activations on CPUs without VNNI",
+    )
+    latency_batch_sizes: list[int] = Field(
+        [1, 32], min_length=1, description="batch sizes timed for latency, e.g. [1, 32]"
+    )
+    latency_sample_size: int = Field(
+        256, ge=1, le=100_000, description="test texts timed per engine and batch size"
+    )
+    latency_runs: int = Field(
+        3, ge=1, le=100, description="passes over the latency sample (more = steadier p95)"
+    )
+    latency_warmup: int = Field(
+        3, ge=0, le=1000, description="untimed batches before each timing (>= 0)"
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads for torch and ONNX Runtime while timing; 0 keeps "
+        "their defaults (one per core)",
+    )
+    seed: int = Field(42, description="random seed of the latency sample (an integer)")
+
+    @field_validator("latency_batch_sizes")
+    @classmethod
+    def _batch_sizes_positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value) or len(set(value)) != len(value):
+            raise ValueError("batch sizes must be distinct positive integers")
+        return value
+
+
+class AdaptiveBatchingParams(_Section):
+    """BentoML adaptive batching: requests merged into one model call."""
+
+    max_batch_size: int = Field(
+        64, ge=2, le=4096, description="most texts per merged model call (>= 2, BentoML's minimum)"
+    )
+    max_latency_ms: int = Field(
+        1000,
+        ge=10,
+        le=600_000,
+        description="a request waiting longer than this in the batching "
+        "queue is answered 503 (load shedding), in ms",
+    )
+
+
+class TrafficLogParams(_Section):
+    """Recorded traffic (JSON lines) for drift monitoring, rotated by size."""
+
+    max_bytes: int = Field(
+        50_000_000,
+        ge=1024,
+        description="rotate a traffic file when it would exceed this size, in bytes (>= 1024)",
+    )
+    backups: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="rotated files kept per process (<name>.jsonl.1 .. .N); "
+        "0 keeps only the current file",
+    )
+
+
+class ServeParams(_Section):
+    """``serve``: the BentoML service's model variant, request limits, batching and traffic log."""
+
+    variant: Literal["int8", "fp32"] = Field(
+        "int8",
+        description="ONNX graph served: 'int8' (CPU images) or 'fp32' (GPU images); the "
+        "TEXTCLF_ONNX_VARIANT environment variable overrides it",
+    )
+    max_batch_size: int = Field(
+        64, ge=1, le=4096, description="most texts accepted in one /predict request (1..4096)"
+    )
+    max_text_chars: int = Field(
+        2000, ge=1, le=1_000_000, description="longest text accepted, in characters"
+    )
+    inference_batch_size: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="texts per ONNX Runtime call inside a merged batch (length-sorted)",
+    )
+    threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads; 0 keeps its default (one per core)"
+    )
+    adaptive_batching: AdaptiveBatchingParams = AdaptiveBatchingParams()
+    traffic_log: TrafficLogParams = TrafficLogParams()
+
+
+class GateParams(_Section):
+    """``gate``: the promotion gate a pull request must pass (``textclf gate``, the PR report)."""
+
+    max_macro_f1_drop: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="largest allowed drop of test macro-F1 below the base "
+        "branch's model, in [0, 1], e.g. 0.01 (0 = no drop allowed)",
+    )
+    min_macro_f1_over_baseline: float = Field(
+        0.02,
+        ge=-1.0,
+        le=1.0,
+        description="test macro-F1 must exceed the TF-IDF baseline's by at "
+        "least this margin, in [-1, 1], e.g. 0.02",
+    )
+    require_export_parity: bool = Field(
+        True, description="fail unless the export stage's parity gates passed (true/false)"
+    )
+    latency_batch_size: int = Field(
+        1,
+        ge=1,
+        description="batch size whose int8 latency is checked; one of "
+        "export.latency_batch_sizes, e.g. 1",
+    )
+    max_int8_p95_ms: float | None = Field(
+        50.0,
+        gt=0.0,
+        description="budget for the int8 ONNX graph's p95 CPU latency at "
+        "latency_batch_size, in ms (positive), or null to not check it",
+    )
+    max_int8_size_mb: float | None = Field(
+        100.0,
+        gt=0.0,
+        description="budget for the int8 ONNX graph's size in MB (positive), or "
+        "null to not check it",
+    )
+    fail_on_disparity: bool = Field(
+        True,
+        description="fail when the slices stage flagged a prediction-rate disparity (true/false)",
+    )
+    fail_on_drift: bool = Field(
+        False,
+        description="fail when the drift stage detected drift; false shows drift as a "
+        "warning only (true/false)",
+    )
+
+
 class Params(_Section):
     """The whole ``params.yaml``. Sections other stages add are validated the same way."""
 
@@ -196,6 +567,12 @@ class Params(_Section):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    export: ExportParams = ExportParams()
+    serve: ServeParams = ServeParams()
+    explain: ExplainParams = ExplainParams()
+    slices: SlicesParams = SlicesParams()
+    drift: DriftParams = DriftParams()
+    gate: GateParams = GateParams()
 
 
 def _describe(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str | None, list[str]]:
@@ -212,8 +589,11 @@ def _describe(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str |
             return None, allowed
         description = field.description
         annotation = field.annotation
-        current = annotation if isinstance(annotation, type) and issubclass(
-            annotation, BaseModel) else None
+        current = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     return description, allowed
 
 

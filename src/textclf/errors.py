@@ -17,3 +17,7 @@ class DataError(TextclfError):
 
 class ArtifactError(TextclfError):
     """A file the stage needs is missing or was produced by an incompatible run."""
+
+
+class ReleaseError(TextclfError):
+    """The release inputs (dvc.lock, bentofile, deploy overlays) are missing, stale or disagree."""

@@ -1,4 +1,4 @@
-"""Atomic writes: every output appears whole or not at all, so DVC never caches a half-written file."""
+"""Atomic writes: every output appears whole or not at all; DVC never caches a half-written file."""
 
 from __future__ import annotations
 

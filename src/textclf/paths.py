@@ -81,3 +81,88 @@ class Paths:
     @property
     def calibration_plot(self) -> Path:
         return self.eval_dir / "plots" / "calibration.csv"
+
+    # export
+    @property
+    def onnx_dir(self) -> Path:
+        """ONNX graphs (fp32 + int8), tokenizer and textclf.json: what serving loads."""
+        return self.root / "artifacts" / "onnx"
+
+    @property
+    def export_metrics(self) -> Path:
+        """Parity (torch vs ONNX), sizes and CPU latency of the exported graphs."""
+        return self.root / "reports" / "export" / "metrics.json"
+
+    # benchmarks (outside the DAG: timings depend on the machine)
+    @property
+    def bench_json(self) -> Path:
+        return self.root / "reports" / "bench.json"
+
+    @property
+    def bench_markdown(self) -> Path:
+        return self.root / "reports" / "bench.md"
+
+    # explain
+    @property
+    def explain_summary(self) -> Path:
+        """Top SHAP tokens per class and the explained examples (JSON)."""
+        return self.root / "reports" / "explain" / "summary.json"
+
+    @property
+    def explain_markdown(self) -> Path:
+        return self.root / "reports" / "explain" / "summary.md"
+
+    @property
+    def explain_html(self) -> Path:
+        """SHAP's interactive text plots (cached by DVC, not committed)."""
+        return self.root / "artifacts" / "explain" / "shap.html"
+
+    # slices
+    @property
+    def slices_metrics(self) -> Path:
+        return self.root / "reports" / "slices" / "metrics.json"
+
+    @property
+    def slices_markdown(self) -> Path:
+        return self.root / "reports" / "slices" / "summary.md"
+
+    # drift
+    @property
+    def drift_summary(self) -> Path:
+        return self.root / "reports" / "drift" / "summary.json"
+
+    @property
+    def drift_html(self) -> Path:
+        """Evidently's HTML report (cached by DVC, not committed)."""
+        return self.root / "artifacts" / "drift" / "report.html"
+
+    @property
+    def drift_reference_profile(self) -> Path:
+        """Reference texts with the model's predictions: what ``drift-check`` compares against."""
+        return self.root / "artifacts" / "drift" / "reference_profile.parquet"
+
+    # card
+    @property
+    def model_card(self) -> Path:
+        return self.root / "reports" / "model_card.md"
+
+    @property
+    def data_dvc(self) -> Path:
+        """The DVC pointer of the raw data (its md5 names the data version)."""
+        return self.root / "data.dvc"
+
+    # pull-request review (outside the DAG: depends on git state; not committed)
+    @property
+    def train_curves_dir(self) -> Path:
+        """DVCLive step-wise curves: ``train/loss.tsv``, ``val/macro_f1.tsv``, ..."""
+        return self.train_reports / "plots" / "metrics"
+
+    @property
+    def pr_report(self) -> Path:
+        """The Markdown review posted as one pull-request comment."""
+        return self.root / "reports" / "pr" / "report.md"
+
+    @property
+    def gate_verdict(self) -> Path:
+        """The promotion gate's verdict (JSON): passed, and every check with its reason."""
+        return self.root / "reports" / "pr" / "gate.json"

@@ -16,8 +16,28 @@ _CUES = {
     "neutral": ["report", "meeting", "today", "schedule", "update", "monday", "listed", "notes"],
     "positive": ["great", "love", "excellent", "best", "happy", "amazing", "thanks", "wonderful"],
 }
-_FILLER = ["the", "a", "flight", "phone", "game", "car", "was", "is", "my", "this", "and", "with",
-           "service", "team", "new", "on", "for", "it", "again", "very"]
+_FILLER = [
+    "the",
+    "a",
+    "flight",
+    "phone",
+    "game",
+    "car",
+    "was",
+    "is",
+    "my",
+    "this",
+    "and",
+    "with",
+    "service",
+    "team",
+    "new",
+    "on",
+    "for",
+    "it",
+    "again",
+    "very",
+]
 _SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -53,9 +73,15 @@ def make_tiny_backbone(directory: Path, hidden: int = 64, layers: int = 2, seed:
     vocab = toy_vocab()
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=hidden * 2,
-                        max_position_embeddings=128, pad_token_id=0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

@@ -52,5 +52,6 @@ def test_modified_data_is_refused_not_overwritten(tmp_path: Path) -> None:
         fh.write("positive,1.0,an extra row\n")
     with pytest.raises(DataError, match=r"does not match data.dvc \(modified\).*dvc pull"):
         ensure_data(tmp_path)
-    assert (tmp_path / "data" / "tweets.csv").read_text(encoding="latin-1").endswith(
-        "an extra row\n")
+    assert (
+        (tmp_path / "data" / "tweets.csv").read_text(encoding="latin-1").endswith("an extra row\n")
+    )

@@ -34,8 +34,7 @@ def test_valid_csv_loads_with_row_numbers(tmp_path: Path) -> None:
 def test_parquet_and_integer_labels(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     pd.DataFrame({"body": ["a", "b"], "y": [0, 1]}).to_parquet(tmp_path / "data" / "d.parquet")
-    df = _load(tmp_path, path="data/d.parquet", text_column="body", label_column="y",
-               labels=[0, 1])
+    df = _load(tmp_path, path="data/d.parquet", text_column="body", label_column="y", labels=[0, 1])
     assert df["label"].tolist() == ["0", "1"]
 
 
@@ -65,7 +64,8 @@ def test_empty_and_blank_text_name_the_rows(tmp_path: Path) -> None:
 def test_non_string_text_in_parquet(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     pd.DataFrame({"text": [17, 3], "label": ["positive", "negative"]}).to_parquet(
-        tmp_path / "data" / "d.parquet")
+        tmp_path / "data" / "d.parquet"
+    )
     with pytest.raises(DataError, match="not a string in rows 1, 2"):
         _load(tmp_path, path="data/d.parquet")
 
@@ -88,7 +88,7 @@ def test_missing_label(tmp_path: Path) -> None:
 
 def test_malformed_csv_row(tmp_path: Path) -> None:
     _write(tmp_path, "text,label\na,positive\nb,negative,extra,fields\n")
-    with pytest.raises(DataError, match="malformed CSV.*line 3, saw 4\. Fix: quote fields"):
+    with pytest.raises(DataError, match=r"malformed CSV.*line 3, saw 4\. Fix: quote fields"):
         _load(tmp_path)
 
 

@@ -20,15 +20,20 @@ def _frame(texts: list[str], labels: list[str]) -> pd.DataFrame:
 
 
 def test_dedup_key_ignores_case_space_and_width() -> None:
-    assert dedup_key("  Hello   World ") == dedup_key("hello world") == dedup_key("ＨＥＬＬＯ world")
+    assert (
+        dedup_key("  Hello   World ") == dedup_key("hello world") == dedup_key("ＨＥＬＬＯ world")
+    )
 
 
 def test_deduplicate_drops_copies_and_conflicts() -> None:
     df = _frame(["a", "A ", "b", "B", "c"], ["x", "x", "x", "y", "y"])
     kept, stats = deduplicate(df, "drop")
     assert kept["text"].tolist() == ["a", "c"]
-    assert (stats.duplicates_removed, stats.conflicting_texts, stats.conflicting_rows_removed) \
-        == (1, 1, 2)
+    assert (stats.duplicates_removed, stats.conflicting_texts, stats.conflicting_rows_removed) == (
+        1,
+        1,
+        2,
+    )
     kept, stats = deduplicate(df, "first")
     assert kept["text"].tolist() == ["a", "b", "c"]
     assert kept["label"].tolist() == ["x", "x", "y"]
@@ -74,9 +79,12 @@ def test_prepare_stage_writes_splits_and_summary(toy_root: Path) -> None:
     # Duplicate two rows (one with a conflicting label) to see them removed.
     csv = toy_root / "data" / "toy.csv"
     df = pd.read_csv(csv)
-    extra = pd.DataFrame({"text": [df.text[0].upper(), df.text[1]],
-                          "label": [df.label[0], "positive" if df.label[1] != "positive"
-                                    else "negative"]})
+    extra = pd.DataFrame(
+        {
+            "text": [df.text[0].upper(), df.text[1]],
+            "label": [df.label[0], "positive" if df.label[1] != "positive" else "negative"],
+        }
+    )
     pd.concat([df, extra]).to_csv(csv, index=False)
     params = parse_params(tiny_params())
     summary = prepare.run(params, Paths(toy_root))

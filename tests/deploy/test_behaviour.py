@@ -73,13 +73,21 @@ def test_production_image_is_the_released_tag() -> None:
     assert entry["newName"] == IMAGE_REPOSITORY
     assert isinstance(entry["newTag"], str)
     assert re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", entry["newTag"])
-    expected = f"{IMAGE_REPOSITORY}:{entry['newTag']}"
-    for overlay in ("production", "production-gpu"):
+    # production-gpu runs the GPU image (bentofile.gpu.yaml), pushed with the same tag.
+    repositories = {"production": IMAGE_REPOSITORY, "production-gpu": f"{IMAGE_REPOSITORY}-gpu"}
+    for overlay, repository in repositories.items():
         workloads = _workloads(render_overlay(overlay))
         assert {w["kind"] for w in workloads} == set(WORKLOAD_KINDS)
         for workload in workloads:
             for container in containers(workload):
+                expected = f"{repository}:{entry['newTag']}"
                 assert container["image"] == expected, f"{overlay} {workload['kind']}"
+
+
+def test_gpu_overlay_renames_the_repository_only() -> None:
+    """production-gpu swaps in the GPU repository and never sets a tag of its own."""
+    (entry,) = _kustomization("production-gpu")["images"]
+    assert entry == {"name": IMAGE_REPOSITORY, "newName": f"{IMAGE_REPOSITORY}-gpu"}
 
 
 def test_production_tag_is_documented_as_release_managed() -> None:
@@ -93,9 +101,10 @@ def test_production_tag_is_documented_as_release_managed() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_uses_the_rewritten_image(overlay: str) -> None:
     """No container keeps the bare kustomize image name `textclf`."""
+    repository = f"{IMAGE_REPOSITORY}-gpu" if overlay.endswith("-gpu") else IMAGE_REPOSITORY
     for workload in _workloads(render_overlay(overlay)):
         for container in containers(workload):
-            assert container["image"].startswith(f"{IMAGE_REPOSITORY}:")
+            assert container["image"].startswith(f"{repository}:")
 
 
 def test_staging_has_a_placeholder_tag() -> None:

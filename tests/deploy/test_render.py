@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from .conftest import (
     DEPLOY_DIR,
     GITOPS_DIRS,
+    IMAGE_REPOSITORY,
     OVERLAYS,
     Manifest,
     by_kind,
@@ -123,12 +125,20 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
 
 
+def _gpu_image_as_cpu(docs: list[Manifest]) -> list[Manifest]:
+    """``docs`` with the GPU repository (``<repo>-gpu:<tag>``) written as the CPU one."""
+    text = yaml.safe_dump_all(docs, sort_keys=True).replace(
+        f"{IMAGE_REPOSITORY}-gpu:", f"{IMAGE_REPOSITORY}:"
+    )
+    return list(yaml.safe_load_all(text))
+
+
 def test_gpu_variant_changes_only_the_serving_pods() -> None:
-    """production-gpu = production + 1 GPU, GPU nodes and the fp32 graph; nothing else."""
+    """production-gpu = production + 1 GPU, GPU nodes, the fp32 graph and the GPU image."""
     cpu_docs = render_overlay("production")
     gpu_docs = render_overlay("production-gpu")
     assert _without(cpu_docs, "Rollout", "HorizontalPodAutoscaler") == _without(
-        gpu_docs, "Rollout", "HorizontalPodAutoscaler"
+        _gpu_image_as_cpu(gpu_docs), "Rollout", "HorizontalPodAutoscaler"
     )
 
     cpu = one(cpu_docs, "Rollout")
@@ -146,7 +156,8 @@ def test_gpu_variant_changes_only_the_serving_pods() -> None:
         "tolerations"
     ]
     assert "nodeSelector" not in cpu["spec"]["template"]["spec"]
-    assert gpu_container["image"] == cpu_container["image"]
+    repository, tag = cpu_container["image"].rsplit(":", 1)
+    assert gpu_container["image"] == f"{repository}-gpu:{tag}", "the GPU image, same tag"
 
 
 def test_staging_is_smaller_than_production() -> None:

@@ -1,4 +1,4 @@
-"""`dvc repro` of the real dvc.yaml in a temporary copy of the repo, on tiny data and a tiny model."""
+"""`dvc repro` of the real dvc.yaml in a temporary copy of the repo, on toy data, a tiny model."""
 
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -71,8 +74,19 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path)
     _run(["git", "init", "-q"], root)
     _run(["git", "config", "user.email", "t@example.com"], root)
     _run(["git", "config", "user.name", "t"], root)
-    _run(["dvc", "remote", "add", "--local", "-f", "-d", "local",
-          str(tmp_path_factory.mktemp("remote"))], root)
+    _run(
+        [
+            "dvc",
+            "remote",
+            "add",
+            "--local",
+            "-f",
+            "-d",
+            "local",
+            str(tmp_path_factory.mktemp("remote")),
+        ],
+        root,
+    )
     _run(["dvc", "add", "-q", "data"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "tiny pipeline"], root)
@@ -86,8 +100,9 @@ def test_repro_runs_every_stage_and_writes_every_output(pipeline_repo: Path) -> 
     stages = yaml.safe_load((pipeline_repo / "dvc.yaml").read_text())["stages"]
     for name in stages:
         assert f"Running stage '{name}'" in log, name
-    missing = [p for p in declared_outputs(pipeline_repo / "dvc.yaml")
-               if not (pipeline_repo / p).exists()]
+    missing = [
+        p for p in declared_outputs(pipeline_repo / "dvc.yaml") if not (pipeline_repo / p).exists()
+    ]
     assert not missing
     assert (pipeline_repo / "dvc.lock").is_file()
 

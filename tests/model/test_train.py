@@ -59,13 +59,17 @@ def test_evaluate_writes_metrics_baseline_and_plots(trained: Path) -> None:
     assert 0.0 <= metrics["ece"] <= 1.0
     assert metrics["baseline"]["model"] == "tfidf-logreg"
     assert metrics["macro_f1_over_baseline"] == pytest.approx(
-        metrics["macro_f1"] - metrics["baseline"]["macro_f1"])
+        metrics["macro_f1"] - metrics["baseline"]["macro_f1"]
+    )
     confusion = pd.read_csv(paths.confusion_plot)
     assert len(confusion) == metrics["n"]
     matrix = io.read_json(paths.eval_dir / "confusion_matrix.json")["matrix"]
     assert np.trace(matrix) / np.sum(matrix) == pytest.approx(metrics["accuracy"])
     assert sorted(p.name for p in paths.pr_curves_dir.iterdir()) == [
-        "negative.csv", "neutral.csv", "positive.csv"]
+        "negative.csv",
+        "neutral.csv",
+        "positive.csv",
+    ]
     preds = pd.read_parquet(paths.predictions)
     assert {"prediction", "confidence", "prob_positive"} <= set(preds.columns)
     curves = (paths.train_reports / "plots" / "metrics" / "val" / "macro_f1.tsv").read_text()
@@ -102,7 +106,7 @@ def test_missing_backbone_directory_is_a_config_error(toy_root: Path) -> None:
 
 def test_failed_training_leaves_no_model(toy_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash mid-training leaves neither a model directory nor partial reports behind."""
-    import textclf.models.module as module
+    from textclf.models import module
 
     params = parse_params(tiny_params(train={"epochs": 1}))
     prepare.run(params, Paths(toy_root))

@@ -14,13 +14,20 @@ def test_normalizer_replaces_urls_mentions_and_collapses_space() -> None:
     norm = Normalizer()
     text = "RT  @United thanks!\n see https://t.co/abc  ＦＵＬＬ"
     assert norm(text) == "RT @user thanks! see http FULL"
-    assert Normalizer(replace_urls=False, replace_mentions=False, lowercase=True)(
-        "@A www.x.com Hi") == "@a www.x.com hi"
+    assert (
+        Normalizer(replace_urls=False, replace_mentions=False, lowercase=True)("@A www.x.com Hi")
+        == "@a www.x.com hi"
+    )
 
 
 def test_meta_roundtrip(tmp_path: Path) -> None:
-    meta = ModelMeta(labels=["a", "b"], max_length=16, pad_token_id=0,
-                     normalizer=Normalizer(lowercase=True), backbone="tiny")
+    meta = ModelMeta(
+        labels=["a", "b"],
+        max_length=16,
+        pad_token_id=0,
+        normalizer=Normalizer(lowercase=True),
+        backbone="tiny",
+    )
     meta.save(tmp_path)
     assert ModelMeta.load(tmp_path) == meta
 

@@ -11,9 +11,9 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
-from pathlib import Path
 
 from textclf import io
 from textclf.errors import DataError
@@ -58,8 +58,13 @@ def bootstrap(root: Path = Path(), force: bool = False) -> tuple[Path, bool]:
 
 def _dvc(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
     dvc = Path(sys.executable).with_name("dvc")
-    return subprocess.run([str(dvc) if dvc.exists() else "dvc", *args], cwd=root,
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(dvc) if dvc.exists() else "dvc", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _hashes(dvc_text: str) -> list[str]:
@@ -67,7 +72,7 @@ def _hashes(dvc_text: str) -> list[str]:
 
 
 def data_state(root: Path = Path(), dvc_file: str = "data.dvc") -> str:
-    """Compare ``data/`` with ``data.dvc``: ``ok``, ``not in cache``, ``modified`` or ``deleted``."""
+    """Compare ``data/`` with ``data.dvc``: ok, not in cache, modified or deleted."""
     outs = yaml.safe_load((Path(root) / dvc_file).read_text(encoding="utf-8")).get("outs", [])
     if any(not (Path(root) / out["path"]).exists() for out in outs):
         return "deleted"  # dvc reports a missing, uncached output as "not in cache"
@@ -75,8 +80,12 @@ def data_state(root: Path = Path(), dvc_file: str = "data.dvc") -> str:
     if proc.returncode != 0:
         raise DataError(f"`dvc status {dvc_file}` failed: {proc.stderr.strip()}")
     changes = json.loads(proc.stdout or "{}").get(dvc_file, [])
-    states = {state for change in changes if isinstance(change, dict)
-              for state in change.get("changed outs", {}).values()}
+    states = {
+        state
+        for change in changes
+        if isinstance(change, dict)
+        for state in change.get("changed outs", {}).values()
+    }
     for state in ("deleted", "modified", "not in cache"):
         if state in states:
             return state

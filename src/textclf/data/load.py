@@ -30,13 +30,17 @@ def read_table(path: Path, fmt: str = "auto", encoding: str = "utf-8") -> pd.Dat
             f"data file {path} not found. Fix: run `make data` (bootstrap the default corpus or "
             "`dvc pull`), or point data.path in params.yaml at your file."
         )
-    kind = fmt if fmt != "auto" else ("parquet" if path.suffix.lower() in {".parquet", ".pq"}
-                                      else "csv")
+    kind = (
+        fmt
+        if fmt != "auto"
+        else ("parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv")
+    )
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, encoding=encoding, dtype=object, keep_default_na=False,
-                           na_values=[""])
+        return pd.read_csv(
+            path, encoding=encoding, dtype=object, keep_default_na=False, na_values=[""]
+        )
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path} is not valid {encoding} text ({err.reason} at byte {err.start}). "
@@ -44,8 +48,8 @@ def read_table(path: Path, fmt: str = "auto", encoding: str = "utf-8") -> pd.Dat
         ) from None
     except pd.errors.ParserError as err:
         raise DataError(
-            f"{path}: malformed CSV: {str(err).strip()}. Fix: quote fields that contain commas, quotes or "
-            "newlines, or remove the broken row."
+            f"{path}: malformed CSV: {str(err).strip()}. Fix: quote fields that contain "
+            "commas, quotes or newlines, or remove the broken row."
         ) from None
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: cannot read as {kind}: {err}") from None

@@ -60,8 +60,9 @@ def min_rows_per_class(params: PrepareParams) -> int:
     return max(3, math.ceil(1 / smallest))
 
 
-def check_class_sizes(df: pd.DataFrame, labels: list[str], params: PrepareParams,
-                      source: str) -> None:
+def check_class_sizes(
+    df: pd.DataFrame, labels: list[str], params: PrepareParams, source: str
+) -> None:
     """Fail when a class is too small to appear in every split."""
     counts = df[LABEL].value_counts()
     need = min_rows_per_class(params)

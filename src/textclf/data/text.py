@@ -95,7 +95,7 @@ class TextEncoder:
         return [e.ids for e in encodings]
 
     def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        """Pad id lists to the longest in the batch: ``input_ids`` and ``attention_mask`` (int64)."""
+        """Pad id lists to the longest in the batch: ``input_ids``, ``attention_mask`` (int64)."""
         width = max((len(x) for x in ids), default=1)
         input_ids = np.full((len(ids), width), self.meta.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)

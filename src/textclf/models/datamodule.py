@@ -13,8 +13,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from textclf.data.load import LABEL, TEXT
 from textclf.data.text import TextEncoder
 
+# One example: token ids (unpadded) and the label index; ``collate`` pads a batch of them.
+Example = tuple[list[int], int]
 
-class EncodedDataset(Dataset[tuple[list[int], int]]):
+
+class EncodedDataset(Dataset[Example]):
     """Token id lists and label ids, tokenised once up front."""
 
     def __init__(self, ids: list[list[int]], labels: Sequence[int]) -> None:
@@ -24,7 +27,7 @@ class EncodedDataset(Dataset[tuple[list[int], int]]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[list[int], int]:
+    def __getitem__(self, index: int) -> Example:
         return self.ids[index], self.labels[index]
 
     @property
@@ -38,8 +41,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     then shuffle the batches: similar lengths share a batch, so padding is small, yet the order
     stays random. Seeded per epoch, so a rerun sees the same batches."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, pool_batches: int,
-                 seed: int) -> None:
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, pool_batches: int, seed: int
+    ) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.pool = max(1, pool_batches) * batch_size
@@ -57,8 +61,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         for start in range(0, len(order), self.pool):
             pool = order[start : start + self.pool]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches.extend(pool[i : i + self.batch_size].tolist()
-                           for i in range(0, len(pool), self.batch_size))
+            batches.extend(
+                pool[i : i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)
+            )
         for i in rng.permutation(len(batches)):
             yield batches[i]
         self.epoch += 1
@@ -72,9 +77,17 @@ class BucketBatchSampler(Sampler[list[int]]):
 class TextDataModule(L.LightningDataModule):
     """Train/val loaders over prepared splits, padded per batch with the shared encoder."""
 
-    def __init__(self, encoder: TextEncoder, train: pd.DataFrame, val: pd.DataFrame,
-                 labels: list[str], batch_size: int, eval_batch_size: int,
-                 bucket_batches: int, seed: int) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        train: pd.DataFrame,
+        val: pd.DataFrame,
+        labels: list[str],
+        batch_size: int,
+        eval_batch_size: int,
+        bucket_batches: int,
+        seed: int,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.frames = {"train": train, "val": val}
@@ -100,23 +113,25 @@ class TextDataModule(L.LightningDataModule):
         out["labels"] = torch.tensor(labels, dtype=torch.long)
         return out
 
-    def train_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
+    def train_dataloader(self) -> DataLoader[Example]:
         """Length-bucketed, shuffled training batches."""
         data = self.datasets["train"]
         if self.trainer is not None and self.trainer.world_size > 1:
             # Under DDP Lightning swaps in a DistributedSampler, which a custom batch sampler
             # would defeat: plain shuffled batches there (bucketing is a single-process speed-up).
-            return DataLoader(data, batch_size=self.batch_size, shuffle=True,
-                              collate_fn=self.collate)
+            return DataLoader(
+                data, batch_size=self.batch_size, shuffle=True, collate_fn=self.collate
+            )
         sampler = BucketBatchSampler(data.lengths, self.batch_size, self.bucket_batches, self.seed)
         return DataLoader(data, batch_sampler=sampler, collate_fn=self.collate)
 
-    def val_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
+    def val_dataloader(self) -> DataLoader[Example]:
         """Validation batches sorted by length (order does not change the metrics)."""
         data = self.datasets["val"]
         order = np.argsort(data.lengths, kind="stable").tolist()
-        batches = [order[i : i + self.eval_batch_size]
-                   for i in range(0, len(order), self.eval_batch_size)]
+        batches = [
+            order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)
+        ]
         if self.trainer is not None and self.trainer.world_size > 1:
             return DataLoader(data, batch_size=self.eval_batch_size, collate_fn=self.collate)
         return DataLoader(data, batch_sampler=batches, collate_fn=self.collate)

@@ -12,8 +12,14 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 class TextClassifier(L.LightningModule):
     """Fine-tunes ``AutoModelForSequenceClassification``; validation reports macro-F1."""
 
-    def __init__(self, model: Any, num_labels: int, learning_rate: float, weight_decay: float,
-                 warmup_ratio: float) -> None:
+    def __init__(
+        self,
+        model: Any,
+        num_labels: int,
+        learning_rate: float,
+        weight_decay: float,
+        warmup_ratio: float,
+    ) -> None:
         super().__init__()
         self.model = model
         self.model.train()  # from_pretrained returns eval mode; Lightning keeps modes as found
@@ -55,14 +61,17 @@ class TextClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """AdamW (no decay on biases and LayerNorm) with linear warm-up and decay."""
-        decay, no_decay = [], []
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
         for name, param in self.model.named_parameters():
             if not param.requires_grad:
                 continue
             (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
+            [
+                {"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
             lr=self.learning_rate,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
@@ -74,5 +83,7 @@ class TextClassifier(L.LightningModule):
             return max(0.0, (total - step) / max(1, total - warmup))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
-                                                         "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

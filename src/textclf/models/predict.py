@@ -22,15 +22,18 @@ def load_trained(model_dir: Path) -> tuple[Any, TextEncoder]:
 
 
 @torch.inference_mode()
-def predict_logits(model: Any, encoder: TextEncoder, texts: Sequence[str],
-                   batch_size: int = 64) -> np.ndarray:
+def predict_logits(
+    model: Any, encoder: TextEncoder, texts: Sequence[str], batch_size: int = 64
+) -> np.ndarray:
     """Logits (n, num_labels) as float32 numpy, rows in the order of ``texts``."""
     ids = encoder.encode(texts)
     device = next(model.parameters()).device
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     for batch in length_sorted_batches([len(x) for x in ids], batch_size):
         arrays = encoder.pad([ids[i] for i in batch])
-        logits = model(input_ids=torch.from_numpy(arrays["input_ids"]).to(device),
-                       attention_mask=torch.from_numpy(arrays["attention_mask"]).to(device)).logits
+        logits = model(
+            input_ids=torch.from_numpy(arrays["input_ids"]).to(device),
+            attention_mask=torch.from_numpy(arrays["attention_mask"]).to(device),
+        ).logits
         out[batch] = logits.float().cpu().numpy()
     return out

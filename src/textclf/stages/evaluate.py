@@ -1,4 +1,4 @@
-"""evaluate: test-split metrics, calibration, plots, and the TF-IDF + logistic-regression baseline."""
+"""evaluate: test metrics, calibration, plots, and the TF-IDF + logistic-regression baseline."""
 
 from __future__ import annotations
 
@@ -10,23 +10,32 @@ import pandas as pd
 from textclf import io
 from textclf.config import BaselineParams, Params
 from textclf.data.load import LABEL, TEXT
-from textclf.data.text import Normalizer, TextEncoder, softmax
+from textclf.data.text import Normalizer, softmax
 from textclf.errors import ArtifactError
 from textclf.metrics import calibration_table, classification_metrics, confusion, pr_curve
 from textclf.paths import Paths, safe_name
 from textclf.stages.train import read_labels, read_split
 
 
-def baseline_probs(train: pd.DataFrame, test: pd.DataFrame, labels: list[str],
-                   normalizer: Normalizer, cfg: BaselineParams) -> np.ndarray:
+def baseline_probs(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    labels: list[str],
+    normalizer: Normalizer,
+    cfg: BaselineParams,
+) -> np.ndarray:
     """Fit TF-IDF + logistic regression on ``train``; class probabilities for ``test``."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     pipe = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, cfg.ngram_max), max_features=cfg.max_features,
-                        sublinear_tf=True, lowercase=True),
+        TfidfVectorizer(
+            ngram_range=(1, cfg.ngram_max),
+            max_features=cfg.max_features,
+            sublinear_tf=True,
+            lowercase=True,
+        ),
         LogisticRegression(C=cfg.C, max_iter=5000),
     )
     y = train[LABEL].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
@@ -47,8 +56,10 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     test, train = read_split(paths, "test"), read_split(paths, "train")
     model, encoder = load_trained(paths.model_dir)
     if encoder.meta.labels != labels:
-        raise ArtifactError(f"the model in {paths.model_dir} was trained for labels "
-                            f"{encoder.meta.labels}, but prepare wrote {labels}. Fix: dvc repro.")
+        raise ArtifactError(
+            f"the model in {paths.model_dir} was trained for labels "
+            f"{encoder.meta.labels}, but prepare wrote {labels}. Fix: dvc repro."
+        )
     y_true = test[LABEL].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     probs = softmax(predict_logits(model, encoder, test[TEXT].tolist(), cfg.batch_size))
     base = baseline_probs(train, test, labels, encoder.meta.normalizer, cfg.baseline)
@@ -59,9 +70,15 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     metrics["macro_f1_over_baseline"] = metrics["macro_f1"] - metrics["baseline"]["macro_f1"]
     y_pred = probs.argmax(axis=1)
 
-    predictions = pd.DataFrame({"row": test["row"], TEXT: test[TEXT], LABEL: test[LABEL],
-                                "prediction": [labels[i] for i in y_pred],
-                                "confidence": probs.max(axis=1)})
+    predictions = pd.DataFrame(
+        {
+            "row": test["row"],
+            TEXT: test[TEXT],
+            LABEL: test[LABEL],
+            "prediction": [labels[i] for i in y_pred],
+            "confidence": probs.max(axis=1),
+        }
+    )
     for i, lab in enumerate(labels):
         predictions[f"prob_{lab}"] = probs[:, i]
     with io.atomic_path(paths.predictions) as tmp:
@@ -69,15 +86,18 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     io.write_json(paths.metrics, metrics)
     io.write_json(paths.eval_dir / "confusion_matrix.json", confusion(y_true, y_pred, labels))
-    confusion_rows = pd.DataFrame({"actual": test[LABEL].to_numpy(),
-                                   "predicted": [labels[i] for i in y_pred]})
+    confusion_rows = pd.DataFrame(
+        {"actual": test[LABEL].to_numpy(), "predicted": [labels[i] for i in y_pred]}
+    )
     with io.atomic_path(paths.confusion_plot) as tmp:
         confusion_rows.to_csv(tmp, index=False)
     with io.atomic_path(paths.calibration_plot) as tmp:
-        pd.DataFrame(calibration_table(y_true, probs, cfg.calibration_bins)).to_csv(tmp,
-                                                                                     index=False)
+        pd.DataFrame(calibration_table(y_true, probs, cfg.calibration_bins)).to_csv(
+            tmp, index=False
+        )
     with io.atomic_dir(paths.pr_curves_dir) as out:
         for i, lab in enumerate(labels):
-            pd.DataFrame(pr_curve(y_true, probs[:, i], i)).to_csv(out / f"{safe_name(lab)}.csv",
-                                                                  index=False)
+            pd.DataFrame(pr_curve(y_true, probs[:, i], i)).to_csv(
+                out / f"{safe_name(lab)}.csv", index=False
+            )
     return metrics

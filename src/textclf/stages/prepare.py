@@ -1,4 +1,4 @@
-"""prepare: validate the raw data, de-duplicate, split (stratified, seeded), keep a drift reference."""
+"""prepare: validate, de-duplicate, split (stratified, seeded), keep a drift reference sample."""
 
 from __future__ import annotations
 

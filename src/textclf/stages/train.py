@@ -54,63 +54,99 @@ def run(params: Params, paths: Paths, enable_progress_bar: bool | None = None) -
 
     source = resolve_backbone(model_cfg.backbone, paths.root)
     tokenizer = load_tokenizer(source)
-    meta = ModelMeta(labels=labels, max_length=model_cfg.max_length,
-                     pad_token_id=int(tokenizer.pad_token_id),
-                     normalizer=Normalizer(**model_cfg.preprocess.model_dump()),
-                     backbone=model_cfg.backbone)
+    meta = ModelMeta(
+        labels=labels,
+        max_length=model_cfg.max_length,
+        pad_token_id=int(tokenizer.pad_token_id),
+        normalizer=Normalizer(**model_cfg.preprocess.model_dump()),
+        backbone=model_cfg.backbone,
+    )
     encoder = TextEncoder(tokenizer.backend_tokenizer, meta)
-    datamodule = TextDataModule(encoder, train_df, val_df, labels, cfg.batch_size,
-                                cfg.eval_batch_size, cfg.bucket_batches, cfg.seed)
-    module = TextClassifier(load_classifier(source, labels, model_cfg.dropout), len(labels),
-                            cfg.learning_rate, cfg.weight_decay, cfg.warmup_ratio)
+    datamodule = TextDataModule(
+        encoder,
+        train_df,
+        val_df,
+        labels,
+        cfg.batch_size,
+        cfg.eval_batch_size,
+        cfg.bucket_batches,
+        cfg.seed,
+    )
+    module = TextClassifier(
+        load_classifier(source, labels, model_cfg.dropout),
+        len(labels),
+        cfg.learning_rate,
+        cfg.weight_decay,
+        cfg.warmup_ratio,
+    )
 
     # Under multi-process DDP every rank runs this function; only rank 0 writes outputs.
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    writer = rank_zero_only.rank == 0
+    writer = getattr(rank_zero_only, "rank", 0) == 0  # set from RANK / LOCAL_RANK at import
     reports = io.atomic_dir(paths.train_reports) if writer else tempfile.TemporaryDirectory()
     with tempfile.TemporaryDirectory(prefix="textclf-train-") as scratch, reports as live_dir:
-        logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False,
-                               report=None)
-        checkpoint = ModelCheckpoint(dirpath=scratch, monitor="val/macro_f1", mode="max",
-                                     save_top_k=1, save_weights_only=True,
-                                     filename="best-{step}")
+        logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        checkpoint = ModelCheckpoint(
+            dirpath=scratch,
+            monitor="val/macro_f1",
+            mode="max",
+            save_top_k=1,
+            save_weights_only=True,
+            filename="best-{step}",
+        )
         trainer = L.Trainer(
-            accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
-            strategy=cfg.strategy, precision=cfg.precision, max_epochs=cfg.epochs,
-            max_steps=cfg.max_steps, val_check_interval=1.0 / cfg.val_checks_per_epoch,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            strategy=cfg.strategy,
+            precision=cfg.precision,
+            max_epochs=cfg.epochs,
+            max_steps=cfg.max_steps,
+            val_check_interval=1.0 / cfg.val_checks_per_epoch,
             accumulate_grad_batches=cfg.accumulate_grad_batches,
-            gradient_clip_val=cfg.gradient_clip_val or None, logger=logger,
-            callbacks=[checkpoint], deterministic="warn", num_sanity_val_steps=0,
-            log_every_n_steps=10, enable_model_summary=False,
-            enable_progress_bar=(enable_progress_bar if enable_progress_bar is not None
-                                 else os.isatty(2)),
+            gradient_clip_val=cfg.gradient_clip_val or None,
+            logger=logger,
+            callbacks=[checkpoint],
+            deterministic="warn",
+            num_sanity_val_steps=0,
+            log_every_n_steps=10,
+            enable_model_summary=False,
+            enable_progress_bar=(
+                enable_progress_bar if enable_progress_bar is not None else os.isatty(2)
+            ),
             default_root_dir=scratch,
         )
         started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         seconds = time.perf_counter() - started
-        best_path = trainer.strategy.broadcast(checkpoint.best_model_path)
-        if not best_path:
-            raise ArtifactError("training produced no checkpoint: was validation ever run? "
-                                "Fix: check train.val_checks_per_epoch and the val split.")
-        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-        best_score = float(checkpoint.best_model_score or 0.0)
+        best_path = checkpoint.best_model_path  # saved by global rank 0 only
         summary = {
-            "best_val_macro_f1": best_score,
+            "best_val_macro_f1": float(checkpoint.best_model_score or 0.0),
             "best_checkpoint": Path(best_path).stem,
             "train_seconds": round(seconds, 2),
-            "train_samples_per_second": round(module.samples_seen / seconds, 2),
+            "train_samples_per_second": round(
+                module.samples_seen * trainer.world_size / seconds, 2
+            ),
             "train_rows": len(train_df),
             "global_steps": int(trainer.global_step),
+            "world_size": trainer.world_size,
             "accelerator": type(trainer.accelerator).__name__,
             "precision": cfg.precision,
         }
         if writer and trainer.is_global_zero:
+            if not best_path:
+                raise ArtifactError(
+                    "training produced no checkpoint: was validation ever run? "
+                    "Fix: check train.val_checks_per_epoch and the val split."
+                )
+            state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
             live = logger.experiment
-            live.summary["best"] = {"val_macro_f1": best_score,
-                                    "checkpoint": summary["best_checkpoint"]}
+            live.summary["best"] = {
+                "val_macro_f1": summary["best_val_macro_f1"],
+                "checkpoint": summary["best_checkpoint"],
+            }
             live.summary["run"] = {k: v for k, v in summary.items() if not k.startswith("best")}
             live.make_summary()
             with io.atomic_dir(paths.model_dir) as out:

@@ -1,0 +1,123 @@
+"""The BentoML service as a real ``bentoml serve`` subprocess on 127.0.0.1 (benchmarks, tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from textclf.errors import ArtifactError
+
+SERVICE = "textclf.serving.service:TextClassifier"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BentoServer:
+    """``bentoml serve`` in its own process group; a context manager that waits for /readyz.
+
+    ``target`` is the service import string (served from this environment's ``textclf``) or the
+    path of a built bento. ``env`` is added to the current environment.
+    """
+
+    def __init__(
+        self,
+        target: str = SERVICE,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        ready_timeout: float = 120.0,
+    ) -> None:
+        self.target = target
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: log() reads it after stop)
+
+    def __enter__(self) -> BentoServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        """Process id of ``bentoml serve``: the root of the server's process tree."""
+        if self.proc is None:
+            raise RuntimeError("the server has not been started")
+        return self.proc.pid
+
+    def start(self) -> None:
+        """Start the server and block until /readyz answers 200 (or raise with its log)."""
+        cmd = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            self.target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ArtifactError(
+                    f"`{' '.join(cmd)}` exited with {self.proc.returncode}:\n{self.log()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise ArtifactError(
+            f"`{' '.join(cmd)}` was not ready within {self.ready_timeout:.0f} s:\n{self.log()}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group, then SIGKILL it if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def log(self, tail: int = 8000) -> str:
+        """The server's combined stdout/stderr so far (last ``tail`` characters)."""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-tail:]

@@ -1,0 +1,185 @@
+"""The BentoML service (a real ``bentoml serve`` on 127.0.0.1) vs direct OnnxClassifier calls.
+
+At concurrency ``c`` the service gets ``c`` clients, each sending one-text ``/predict`` requests
+back to back; adaptive batching merges them. The direct baseline classifies the same texts in
+process, ``c`` at a time (the batch the service could form at best), so the ratio is the cost of
+HTTP, validation, batching and JSON. Client and server share this machine's cores.
+Bounded: a fixed number of requests per level and a time cap; figures are printed, never asserted.
+
+The memory of the service is the resident set of the ``bentoml serve`` process tree (every worker),
+read from /proc when it is idle after start-up and again after the last load level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from textclf.bench.server import BentoServer
+from textclf.bench.system import tree_memory
+from textclf.latency import format_ratio, ratio, summarize
+
+LEVELS = (1, 8, 16, 32)
+
+
+async def _load(
+    url: str, texts: list[str], concurrency: int, requests: int, time_cap_s: float
+) -> dict[str, Any]:
+    """``requests`` one-text requests from ``concurrency`` clients; latencies and errors."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(texts[i % len(texts)])
+    deadline = time.perf_counter() + time_cap_s
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+
+        async def worker() -> None:
+            while not queue.empty() and time.perf_counter() < deadline:
+                text = queue.get_nowait()
+                started = time.perf_counter()
+                try:
+                    resp = await client.post("/predict", json={"texts": [text]})
+                    key = (
+                        None
+                        if resp.status_code == 200 and len(resp.json()) == 1
+                        else str(resp.status_code)
+                    )
+                except httpx.HTTPError as err:
+                    key = type(err).__name__
+                if key is None:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors[key] = errors.get(key, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    row: dict[str, Any] = dict(summarize(latencies or [0.0], texts=len(latencies)))
+    row["texts_per_s"] = round(len(latencies) / wall, 2) if wall > 0 else 0.0
+    row.update(sent=len(latencies) + sum(errors.values()), errors=errors, not_sent=queue.qsize())
+    return row
+
+
+def load_test(
+    url: str, texts: list[str], concurrency: int, requests: int, time_cap_s: float = 60.0
+) -> dict[str, Any]:
+    """Synchronous wrapper of the load generator (also used by the service tests)."""
+    return asyncio.run(_load(url, texts, concurrency, requests, time_cap_s))
+
+
+def _direct(
+    clf: Any, texts: list[str], concurrency: int, requests: int, batch_size: int
+) -> dict[str, Any]:
+    """The same ``requests`` texts classified in process, ``concurrency`` per call."""
+    stream = [texts[i % len(texts)] for i in range(requests)]
+    chunks = [stream[i : i + concurrency] for i in range(0, len(stream), concurrency)]
+    seconds = []
+    for chunk in chunks:
+        started = time.perf_counter()
+        clf.predict_proba(chunk, batch_size)
+        seconds.append(time.perf_counter() - started)
+    return summarize(seconds, texts=len(stream))
+
+
+def run(
+    model_dir: Path,
+    quick: bool = False,
+    variant: str = "int8",
+    texts: list[str] | None = None,
+    levels: tuple[int, ...] | None = None,
+    env: dict[str, str] | None = None,
+    params_file: Path | None = None,
+) -> dict[str, Any]:
+    """Throughput and p50/p95/p99 of the service vs direct calls at each concurrency level.
+
+    ``params_file`` is the params.yaml whose ``serve`` section the service reads (default: the
+    one the service finds itself); ``env`` is added to the server's environment.
+    """
+    from textclf.bench.inference import default_texts
+    from textclf.inference import OnnxClassifier
+    from textclf.serving.settings import (
+        ENV_MODEL_DIR,
+        ENV_PARAMS,
+        ENV_TRAFFIC_DIR,
+        ENV_VARIANT,
+        load_settings,
+    )
+
+    model_dir = Path(model_dir).resolve()
+    levels = levels or ((1, 8) if quick else LEVELS)
+    texts = texts or default_texts(model_dir, 64 if quick else 512)
+    per_level = (lambda c: 4 * c + 8) if quick else (lambda c: max(200, 16 * c))
+    server_env = {
+        ENV_MODEL_DIR: str(model_dir),
+        ENV_VARIANT: variant,
+        ENV_TRAFFIC_DIR: "",
+        **({ENV_PARAMS: str(Path(params_file).resolve())} if params_file else {}),
+        **(env or {}),
+    }
+    settings = load_settings({**os.environ, **server_env})
+    batch_size = settings.params.inference_batch_size
+    clf = OnnxClassifier(model_dir, variant, threads=settings.params.threads)  # type: ignore[arg-type]
+    results: dict[str, Any] = {
+        "variant": variant,
+        "params_file": settings.params_file,
+        "inference_batch_size": batch_size,
+        "adaptive_batching": settings.params.adaptive_batching.model_dump(),
+        "levels": {},
+    }
+    with BentoServer(env=server_env) as server:
+        idle = tree_memory(server.pid)
+        load_test(server.url, texts, 2, 10 if quick else 40)  # warm-up: connections, dispatcher
+        for c in levels:
+            n = per_level(c)
+            service = load_test(server.url, texts, c, n, time_cap_s=30 if quick else 120)
+            direct = _direct(clf, texts, c, n, batch_size)
+            results["levels"][str(c)] = {
+                "requests": n,
+                "service": service,
+                "direct": direct,
+                "throughput_ratio": ratio(service["texts_per_s"], direct["texts_per_s"]),
+                "p95_ratio": ratio(service["p95_ms"], direct["p95_ms"]),
+            }
+        loaded = tree_memory(server.pid)
+    results["memory"] = {
+        "idle_rss_mb": idle["rss_mb"],
+        "rss_after_load_mb": loaded["rss_mb"],
+        "peak_rss_mb": loaded["peak_rss_mb"],
+        "processes": loaded["processes"],
+        "per_process": loaded["per_process"],
+    }
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """A Markdown table of :func:`run`'s results (its memory is in the suite's memory table)."""
+    batching = results["adaptive_batching"]
+    lines = [
+        f"### Service vs direct ONNX Runtime ({results['variant']}, one text per request)",
+        "",
+        f"`bentoml serve` on 127.0.0.1 with adaptive batching (up to "
+        f"{batching['max_batch_size']} texts, {batching['max_latency_ms']} ms); direct = "
+        "`OnnxClassifier.predict_proba` in process on the same texts, `concurrency` texts "
+        "per call. Client and server share the machine.",
+        "",
+        "| concurrency | requests | service texts/s | direct texts/s | service vs direct | "
+        "service p50/p95/p99 ms | direct p50/p95/p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for c, row in results["levels"].items():
+        s, d = row["service"], row["direct"]
+        lines.append(
+            f"| {c} | {row['requests']} | {s['texts_per_s']:.1f} | {d['texts_per_s']:.1f} | "
+            f"{format_ratio(row['throughput_ratio'])} | {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/"
+            f"{s['p99_ms']:.1f} | {d['p50_ms']:.1f}/{d['p95_ms']:.1f}/{d['p99_ms']:.1f} | "
+            f"{s['errors'] or 0} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Monitoring without torch: text slices, disparity and drift, shared by stages and drift-check."""

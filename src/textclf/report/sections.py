@@ -1,0 +1,640 @@
+"""The sections of the PR report, each a list of Markdown lines built from the two snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from textclf.report.gate import Verdict, unavailable
+from textclf.report.markdown import (
+    Table,
+    code,
+    details,
+    downsample,
+    embed,
+    esc,
+    fmt,
+    signed,
+    trend,
+    xychart,
+)
+from textclf.report.sources import (
+    Snapshot,
+    data_md5,
+    numeric_leaves,
+    params_diff,
+    sources,
+)
+
+# The workflow artifact (.github/workflows/pr.yml uploads it) and the HTML reports it holds.
+ARTIFACT_NAME = "model-review"
+ARTIFACT_FILES = (
+    ("SHAP text plots", "artifacts/explain/shap.html"),
+    ("Evidently drift report", "artifacts/drift/report.html"),
+    ("DVC plots, base vs this PR", "dvc_plots/index.html"),
+    ("the model card", "reports/model_card.md"),
+    ("every metrics file", "reports/"),
+)
+MAX_CURVE_POINTS = 40
+EXAMPLE_CHARS = 240
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a section needs: both snapshots, the verdict, the row budget, CI links."""
+
+    new: Snapshot
+    base: Snapshot
+    verdict: Verdict
+    max_rows: int | None
+    env: Mapping[str, str]
+    head: str = "this branch"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric: where it is and which direction is better (None: neither)."""
+
+    label: str
+    key: str
+    paths: tuple[str, ...]
+    higher_is_better: bool | None
+
+
+HEADLINE = (
+    Metric("test macro-F1", "evaluate", ("macro_f1",), True),
+    Metric("test accuracy", "evaluate", ("accuracy",), True),
+    Metric("test weighted-F1", "evaluate", ("weighted_f1",), True),
+    Metric("expected calibration error", "evaluate", ("ece",), False),
+    Metric("log-loss", "evaluate", ("log_loss",), False),
+    Metric("TF-IDF baseline macro-F1", "evaluate", ("baseline.macro_f1",), None),
+    Metric("macro-F1 over baseline", "evaluate", ("macro_f1_over_baseline",), True),
+    Metric(
+        "best validation macro-F1",
+        "train",
+        ("best.val_macro_f1",),
+        True,
+    ),
+    Metric("training time (s)", "train", ("run.train_seconds",), None),
+    Metric("int8 test macro-F1", "export", ("int8.macro_f1",), True),
+    Metric("int8 size (MB)", "export", ("int8.size_mb",), False),
+    Metric(
+        "int8 p95 latency, batch 1 (ms)", "export", ("latency.batch_1.onnx_int8.p95_ms",), False
+    ),
+)
+
+
+def _value(snapshot: Snapshot, key: str, paths: tuple[str, ...]) -> float | None:
+    flat = numeric_leaves(snapshot.json(key))
+    return next((flat[p] for p in paths if p in flat), None)
+
+
+def _diff(new: float | None, old: float | None) -> float | None:
+    return None if new is None or old is None else new - old
+
+
+def _count_diff(new: Any, old: Any) -> str:
+    if not isinstance(new, int) or not isinstance(old, int):
+        return "—"
+    return f"{new - old:+d}"
+
+
+def _short(commit: str | None) -> str:
+    return commit[:8] if commit else "workspace"
+
+
+# --- the verdict and what changed ------------------------------------------------------------
+
+
+def header(ctx: Context) -> list[str]:
+    """Title and the gate verdict with every check and its reason."""
+    v = ctx.verdict
+    base = f"{code(ctx.base.label)} ({code(_short(ctx.base.commit))})"
+    lines = [f"## Model review: {code(ctx.head)} vs {base}", ""]
+    if v.passed:
+        lines.append(
+            f"### ✅ Promotion gate passed ({len(v.checks)} checks"
+            + (f", {len(v.warnings)} warning(s))" if v.warnings else ")")
+        )
+    else:
+        lines.append(f"### ❌ Promotion gate failed: {len(v.failures)} of {len(v.checks)} checks")
+    table = Table(["", "check", "result"], align="lll")
+    for c in v.checks:
+        icon = "✅" if c.passed else ("❌" if c.blocking else "⚠️")
+        note = "" if c.blocking or c.passed else " _(warning, not blocking)_"
+        table.rows.append([icon, esc(c.name), esc(c.detail) + note])
+    lines += ["", *table.render()]
+    if not v.passed:
+        lines += [
+            "",
+            "Merging is blocked until these pass. `make gate` runs the same checks "
+            "locally; the thresholds are the `gate` section of `params.yaml`.",
+        ]
+    return lines
+
+
+def params_section(ctx: Context) -> list[str]:
+    """The params that differ from the base."""
+    lines = ["### Params changed", ""]
+    if ctx.base.text("params") is None:
+        lines.append(f"{code(ctx.base.label)} has no `params.yaml`: every value below is new.")
+    changes = params_diff(ctx.base, ctx.new)
+    if not changes:
+        return [*lines, f"No params changed: `params.yaml` matches {code(ctx.base.label)}."]
+    table = Table(["param", "base", "this PR"], align="lll")
+    for key, old, new in changes:
+        table.rows.append(
+            [code(key), "—" if old is None else code(old), "—" if new is None else code(new)]
+        )
+    return lines + table.render(ctx.max_rows, "params")
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def metrics_section(ctx: Context) -> list[str]:
+    """Headline metrics with base, new and delta, a bar chart, and every other metric."""
+    lines = ["### Metrics", ""]
+    if ctx.base.json("evaluate") is None:
+        lines += [
+            f"First model: {code(ctx.base.label)} has no "
+            f"`{sources()['evaluate'].path}`, so there is nothing to compare with.",
+            "",
+        ]
+    table = Table(["metric", "base", "this PR", "Δ", ""])
+    for m in HEADLINE:
+        new, old = _value(ctx.new, m.key, m.paths), _value(ctx.base, m.key, m.paths)
+        if new is None and old is None:
+            continue
+        table.rows.append(
+            [
+                m.label,
+                fmt(old),
+                f"**{fmt(new)}**",
+                signed(_diff(new, old)),
+                trend(new, old, m.higher_is_better),
+            ]
+        )
+    if not table.rows:
+        return [*lines, f"No metrics yet: {unavailable(ctx.new, 'evaluate')}."]
+    lines += table.render()
+    lines += ["", "🟢 better, 🔴 worse, ⚪ unchanged or no preferred direction."]
+    lines += _metric_chart(ctx)
+    lines += ["", *details("All metrics (base vs this PR)", _all_metrics(ctx))]
+    return lines
+
+
+def _metric_chart(ctx: Context) -> list[str]:
+    names = ("accuracy", "macro_f1", "weighted_f1", "baseline.macro_f1")
+    new = numeric_leaves(ctx.new.json("evaluate"))
+    old = numeric_leaves(ctx.base.json("evaluate"))
+    shown = [n for n in names if n in new]
+    if not shown:
+        return []
+    labels = [n.replace("baseline.macro_f1", "baseline F1").replace("_", "-") for n in shown]
+    line = [[old[n] for n in shown]] if all(n in old for n in shown) else []
+    return [
+        "",
+        *xychart(
+            "Test metrics: bars = this PR, line = base",
+            labels,
+            "score",
+            bars=[[new[n] for n in shown]],
+            lines=line,
+            clamp01=True,
+        ),
+    ]
+
+
+def _all_metrics(ctx: Context) -> list[str]:
+    table = Table(["metric", "base", "this PR", "Δ"])
+    for key in ("evaluate", "train", "export"):
+        prefix = sources()[key].path
+        new, old = numeric_leaves(ctx.new.json(key)), numeric_leaves(ctx.base.json(key))
+        for name in sorted(set(new) | set(old)):
+            if name.startswith(("per_class.", "baseline.per_class.")):
+                continue  # in the per-class table
+            n, o = new.get(name), old.get(name)
+            status = " _(new)_" if o is None else " _(removed)_" if n is None else ""
+            table.rows.append(
+                [
+                    f"{code(name)} <sub>{esc(prefix)}</sub>{status}",
+                    fmt(o),
+                    fmt(n),
+                    signed(_diff(n, o)),
+                ]
+            )
+    return table.render(ctx.max_rows, "metrics")
+
+
+def per_class_section(ctx: Context) -> list[str]:
+    """Per-class precision, recall and F1 with the change in F1, and a chart."""
+    new = (ctx.new.json("evaluate") or {}).get("per_class") or {}
+    if not new:
+        return []
+    old = (ctx.base.json("evaluate") or {}).get("per_class") or {}
+    base_model = ((ctx.new.json("evaluate") or {}).get("baseline") or {}).get("per_class") or {}
+    table = Table(["class", "precision", "recall", "F1", "Δ F1", "TF-IDF F1", "support"])
+    for label, row in new.items():
+        f1 = row.get("f1")
+        old_f1 = (old.get(label) or {}).get("f1")
+        table.rows.append(
+            [
+                esc(label),
+                fmt(row.get("precision")),
+                fmt(row.get("recall")),
+                f"**{fmt(f1)}**",
+                signed(_diff(f1, old_f1)),
+                fmt((base_model.get(label) or {}).get("f1")),
+                fmt(row.get("support")),
+            ]
+        )
+    lines = ["### Per class", "", *table.render(ctx.max_rows, "classes")]
+    labels = list(new)[:20]
+    f1s = [float(new[k].get("f1", 0.0)) for k in labels]
+    line = (
+        [[float(old[k]["f1"]) for k in labels]]
+        if all("f1" in (old.get(k) or {}) for k in labels)
+        else []
+    )
+    return [
+        *lines,
+        "",
+        *xychart(
+            "F1 per class: bars = this PR, line = base",
+            labels,
+            "F1",
+            bars=[f1s],
+            lines=line,
+            clamp01=True,
+        ),
+    ]
+
+
+def confusion_section(ctx: Context) -> list[str]:
+    """The confusion matrix (rows: true class, columns: predicted), with changes vs base."""
+    cm = ctx.new.json("confusion")
+    if not isinstance(cm, dict) or not cm.get("labels"):
+        return []
+    labels, matrix = cm["labels"], cm["matrix"]
+    old = ctx.base.json("confusion")
+    same = isinstance(old, dict) and old.get("labels") == labels
+    limit = ctx.max_rows or len(labels)
+    shown = labels[:limit]
+    table = Table(["true ↓ / predicted →", *[esc(x) for x in shown]])
+    for i, label in enumerate(shown):
+        cells = []
+        for j in range(len(shown)):
+            value = matrix[i][j]
+            cell = f"**{value}**" if i == j else str(value)
+            if same:
+                change = value - old["matrix"][i][j]
+                cell += f" ({change:+d})" if change else ""
+            cells.append(cell)
+        table.rows.append([esc(label), *cells])
+    lines = ["### Confusion matrix", "", *table.render()]
+    if len(labels) > len(shown):
+        lines += ["", f"_… {len(labels) - len(shown)} more classes not shown._"]
+    if same:
+        lines += ["", f"In parentheses: the change in count vs {code(ctx.base.label)}."]
+    return lines
+
+
+def curves_section(ctx: Context) -> list[str]:
+    """Training curves (DVCLive) as Mermaid line charts; the base's when its steps match."""
+    lines: list[str] = []
+    for name, title, clamp in (
+        ("val/macro_f1", "Validation macro-F1", True),
+        ("val/loss", "Validation loss", False),
+        ("train/loss", "Training loss", False),
+    ):
+        new = downsample(ctx.new.curve(name), MAX_CURVE_POINTS)
+        if len(new) < 2:
+            continue
+        old = downsample(ctx.base.curve(name), MAX_CURVE_POINTS)
+        steps = [int(s) for s, _ in new]
+        series = [[v for _, v in new]]
+        note = "line = this PR"
+        if old and [int(s) for s, _ in old] == steps:
+            series.append([v for _, v in old])
+            note = "first line = this PR, second = base"
+        elif old:
+            note += f"; base ended at {fmt(old[-1][1])} after step {int(old[-1][0])}"
+        lines += [
+            "",
+            *xychart(f"{title} ({note})", steps, name.split("/")[-1], lines=series, clamp01=clamp),
+        ]
+    return ["### Training curves", *lines] if lines else []
+
+
+# --- slices, SHAP, drift, export, data --------------------------------------------------------
+
+
+def slices_section(ctx: Context) -> list[str]:
+    """Slice metrics with changes vs the overall score and vs the base, and flagged disparities."""
+    report = ctx.new.json("slices")
+    if not isinstance(report, dict):
+        return ["### Slices", "", f"Not available: {unavailable(ctx.new, 'slices')}."]
+    old_slices = (ctx.base.json("slices") or {}).get("slices") or {}
+    table = Table(["slice", "support", "accuracy", "macro-F1", "Δ vs overall", "Δ vs base"])
+    for family, members in (report.get("slices") or {}).items():
+        for name, s in members.items():
+            label = f"{esc(family)} / {esc(name)}"
+            if not s.get("scored"):
+                table.rows.append([label, fmt(s.get("support")), "not scored", "", "", ""])
+                continue
+            old_f1 = ((old_slices.get(family) or {}).get(name) or {}).get("macro_f1")
+            table.rows.append(
+                [
+                    label,
+                    fmt(s.get("support")),
+                    fmt(s.get("accuracy")),
+                    fmt(s.get("macro_f1")),
+                    signed(s.get("macro_f1_delta")),
+                    signed(_diff(s.get("macro_f1"), old_f1)),
+                ]
+            )
+    lines = ["### Slices", "", *table.render(ctx.max_rows, "slices")]
+    flagged = report.get("flagged") or []
+    threshold = report.get("disparity_threshold")
+    if not flagged:
+        return [*lines, "", f"No disparity flagged (four-fifths rule, threshold {fmt(threshold)})."]
+    dis = Table(["class", "slice", "rate", "vs best slice", "ratio", "label ratio"])
+    for f in flagged:
+        dis.rows.append(
+            [
+                esc(f.get("class")),
+                f"{esc(f.get('family'))} / {esc(f.get('slice'))}",
+                fmt(f.get("rate")),
+                f"{esc(f.get('max_slice'))} ({fmt(f.get('max_rate'))})",
+                fmt(f.get("ratio")),
+                fmt(f.get("label_ratio")),
+            ]
+        )
+    return [
+        *lines,
+        "",
+        f"**{len(flagged)} disparity flag(s)** (prediction-rate ratio below "
+        f"{fmt(threshold)}; a low label ratio too means the gap is in the data):",
+        "",
+        *dis.render(ctx.max_rows, "flags"),
+    ]
+
+
+def explain_section(ctx: Context) -> list[str]:
+    """Top SHAP tokens per class and a few explained examples."""
+    summary = ctx.new.json("explain")
+    if not isinstance(summary, dict):
+        return [
+            "### What the model looks at (SHAP)",
+            "",
+            f"Not available: {unavailable(ctx.new, 'explain')}.",
+        ]
+    table = Table(["class", "tokens pushing towards the class (mean SHAP)"], align="ll")
+    for label, ranking in (summary.get("classes") or {}).items():
+        tokens = ranking.get("top_positive") or ranking.get("top_tokens") or []
+        table.rows.append(
+            [
+                esc(label),
+                ", ".join(f"{code(t.get('token'))} {fmt(t.get('mean_shap'))}" for t in tokens[:8])
+                or "—",
+            ]
+        )
+    model = summary.get("model") or {}
+    lines = [
+        "### What the model looks at (SHAP)",
+        "",
+        f"{fmt(summary.get('sample_size'))} test texts explained with the "
+        f"{esc(model.get('variant', 'ONNX'))} graph.",
+        "",
+        *table.render(ctx.max_rows, "classes"),
+    ]
+    examples: list[str] = []
+    for label, items in (summary.get("examples") or {}).items():
+        for item in items[:1]:
+            tokens = ", ".join(code(t.get("token")) for t in item.get("top_tokens") or [])
+            mark = "✅" if item.get("prediction") == item.get("label") else "❌"
+            examples += [
+                f"- **{esc(label)}** {fmt(item.get('probability'))} {mark} "
+                f"(true: {esc(item.get('label'))}) — {esc(item.get('text'), EXAMPLE_CHARS)}",
+                f"  - pushed by: {tokens or '—'}",
+            ]
+    if examples:
+        lines += [
+            "",
+            "Most confident examples per class:",
+            "",
+            *examples[: 2 * (ctx.max_rows or 99)],
+        ]
+    return lines
+
+
+def drift_section(ctx: Context) -> list[str]:
+    """The drift verdict, its reasons and the per-column tests."""
+    summary = ctx.new.json("drift")
+    if not isinstance(summary, dict):
+        return ["### Drift", "", f"Not available: {unavailable(ctx.new, 'drift')}."]
+    detected = bool(summary.get("drift_detected"))
+    rows = summary.get("rows") or {}
+    lines = [
+        "### Drift",
+        "",
+        f"{'⚠️ **Drift detected**' if detected else '✅ No drift detected'}: "
+        f"{fmt(summary.get('n_drifted'))} of {fmt(summary.get('n_columns'))} columns drifted "
+        f"(reference {fmt(rows.get('reference'))} rows vs current {fmt(rows.get('current'))}).",
+    ]
+    lines += [f"- {esc(r)}" for r in summary.get("reasons") or []]
+    table = Table(["column", "type", "test", "score", "threshold", "drifted"], align="lllrrl")
+    for column, c in (summary.get("columns") or {}).items():
+        table.rows.append(
+            [
+                code(column),
+                esc(c.get("type", "")),
+                esc(c.get("method", "")),
+                fmt(c.get("score")),
+                fmt(c.get("threshold")),
+                "⚠️ yes" if c.get("drifted") else "no",
+            ]
+        )
+    return [*lines, "", *details("Per-column drift tests", table.render(ctx.max_rows, "columns"))]
+
+
+def export_section(ctx: Context) -> list[str]:
+    """ONNX parity, sizes and latency, with the base's figures."""
+    export = ctx.new.json("export")
+    if not isinstance(export, dict):
+        return [
+            "### Export: parity, size, latency",
+            "",
+            f"Not available: {unavailable(ctx.new, 'export')}.",
+        ]
+    old = ctx.base.json("export") or {}
+    fp32, int8 = export.get("fp32") or {}, export.get("int8") or {}
+    gates = export.get("gates") or {}
+    lines = [
+        "### Export: parity, size, latency",
+        "",
+        f"{'✅' if gates.get('passed') else '❌'} parity on {fmt(export.get('n_test'))} test "
+        f"texts: fp32 max |Δlogit| {fmt(fp32.get('max_abs_logit_diff'))} "
+        f"(limit {fmt(gates.get('max_abs_logit_diff'))}); int8 agrees with torch on "
+        f"{fmt(int8.get('agreement'))} (min {fmt(gates.get('int8_min_agreement'))}), "
+        f"macro-F1 drop {signed(int8.get('macro_f1_drop'))} "
+        f"(max {fmt(gates.get('int8_max_f1_drop'))}).",
+        "",
+    ]
+    sizes = Table(["model", "size (MB)", "base", "Δ"])
+    for name in ("torch", "fp32", "int8"):
+        new_size = (export.get(name) or {}).get("size_mb")
+        old_size = (old.get(name) or {}).get("size_mb")
+        if new_size is not None:
+            sizes.rows.append(
+                [name, fmt(new_size), fmt(old_size), signed(_diff(new_size, old_size))]
+            )
+    lines += sizes.render()
+    latency = export.get("latency") or {}
+    old_latency = old.get("latency") or {}
+    table = Table(
+        ["batch", "engine", "p50 ms", "p95 ms", "base p95 ms", "texts/s", "vs torch"],
+        align="rlrrrrr",
+    )
+    for batch, engines in latency.items():
+        if not isinstance(engines, dict):
+            continue
+        for engine, t in engines.items():
+            old_p95 = ((old_latency.get(batch) or {}).get(engine) or {}).get("p95_ms")
+            speedup = t.get("speedup_vs_torch")
+            table.rows.append(
+                [
+                    esc(batch.removeprefix("batch_")),
+                    esc(engine),
+                    fmt(t.get("p50_ms")),
+                    fmt(t.get("p95_ms")),
+                    fmt(old_p95),
+                    fmt(t.get("texts_per_s")),
+                    "—" if speedup is None else f"{speedup:.2f}×",
+                ]
+            )
+    if table.rows:
+        threads = latency.get("threads")
+        lines += [
+            "",
+            f"CPU latency ({fmt(threads)} threads; timings depend on the runner):",
+            "",
+            *table.render(ctx.max_rows, "timings"),
+        ]
+    return lines
+
+
+def data_section(ctx: Context) -> list[str]:
+    """The data version (data.dvc md5) and the split sizes."""
+    new_md5, old_md5 = data_md5(ctx.new), data_md5(ctx.base)
+    if new_md5 is None:
+        version = "`data.dvc` is missing: run `dvc add data` and commit data.dvc"
+    elif new_md5 == old_md5:
+        version = f"unchanged, `data.dvc` md5 {code(new_md5)}"
+    else:
+        version = (
+            f"**changed**: `data.dvc` md5 {code(new_md5)} (base: "
+            f"{code(old_md5) if old_md5 else 'none'})"
+        )
+    lines = ["### Data", "", f"Data version: {version}."]
+    prep = ctx.new.json("prepare")
+    if not isinstance(prep, dict):
+        return [*lines, f"Split summary not available: {unavailable(ctx.new, 'prepare')}."]
+    lines.append(
+        f"{fmt(prep.get('rows_raw'))} raw rows, {fmt(prep.get('rows_after_dedup'))} "
+        f"after de-duplication (source md5 {code(prep.get('source_md5'))})."
+    )
+    splits: dict[str, Any] = prep.get("splits") or {}
+    old_splits = (ctx.base.json("prepare") or {}).get("splits") or {}
+    first: dict[str, Any] = next(iter(splits.values()), {})
+    labels = list(first.get("labels") or {})
+    table = Table(["split", "rows", "Δ rows", *[esc(x) for x in labels]])
+    for name, s in splits.items():
+        table.rows.append(
+            [
+                esc(name),
+                fmt(s.get("rows")),
+                _count_diff(s.get("rows"), (old_splits.get(name) or {}).get("rows")),
+                *[fmt((s.get("labels") or {}).get(x)) for x in labels],
+            ]
+        )
+    return [*lines, "", *table.render(ctx.max_rows, "splits")]
+
+
+def bench_section(ctx: Context) -> list[str]:
+    """``reports/bench.md`` when ``make bench`` wrote one (machine-dependent, not compared)."""
+    text = ctx.new.text("bench")
+    if not text or not text.strip():
+        return []
+    return [
+        "### Benchmarks",
+        "",
+        f"From `{sources()['bench'].path}` (written by `make bench` on the machine that ran it; "
+        "timings are not compared with the base).",
+        "",
+        *embed(text, ctx.max_rows),
+    ]
+
+
+def links_section(ctx: Context) -> list[str]:
+    """Where the full HTML reports are: the workflow run's artifacts, or local paths."""
+    server, repo, run = (
+        ctx.env.get("GITHUB_SERVER_URL"),
+        ctx.env.get("GITHUB_REPOSITORY"),
+        ctx.env.get("GITHUB_RUN_ID"),
+    )
+    files = ", ".join(f"{what} (`{path}`)" for what, path in ARTIFACT_FILES)
+    if server and repo and run:
+        url = f"{server}/{repo}/actions/runs/{run}"
+        return [
+            "### Full reports",
+            "",
+            f"Download the **[`{ARTIFACT_NAME}` artifact]({url}#artifacts)** "
+            f"of [this workflow run]({url}): {files}.",
+        ]
+    return ["### Full reports", "", f"Local run (no `GITHUB_RUN_ID`): {files} are on disk."]
+
+
+def problems_section(ctx: Context) -> list[str]:
+    """Input files that could not be parsed (a stage wrote something unexpected)."""
+    errors = sorted(set(ctx.new.errors + ctx.base.errors))
+    if not errors:
+        return []
+    return ["### Unreadable inputs", "", *[f"- {esc(e, 300)}" for e in errors]]
+
+
+def footer(ctx: Context) -> list[str]:
+    """Where the report came from."""
+    return [
+        "---",
+        f"<sub>Built by `textclf report` from the files the pipeline wrote, against "
+        f"{code(ctx.base.label)} at {code(_short(ctx.base.commit))}. The verdict is also in "
+        "`reports/pr/gate.json`.</sub>",
+    ]
+
+
+SECTIONS = (
+    header,
+    params_section,
+    metrics_section,
+    per_class_section,
+    confusion_section,
+    curves_section,
+    slices_section,
+    explain_section,
+    drift_section,
+    export_section,
+    data_section,
+    bench_section,
+    links_section,
+    problems_section,
+    footer,
+)
+
+
+def render(ctx: Context) -> str:
+    """The whole report as Markdown (no length cap)."""
+    blocks = [lines for section in SECTIONS if (lines := section(ctx))]
+    return "\n\n".join("\n".join(lines) for lines in blocks) + "\n"

@@ -1,0 +1,1 @@
+"""BentoML serving: the service, its request/response types, settings and traffic log."""

@@ -1,0 +1,107 @@
+"""Where the service finds its model and limits: environment variables over ``params.yaml``.
+
+Only the ``serve`` section of ``params.yaml`` is read (other sections may need training code).
+The file is found next to the package: in a bento (``python.is_src_layout``) that is the bento's
+``src/`` directory, in a checkout it is the repository root; ``TEXTCLF_PARAMS`` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from textclf.config import ServeParams, format_validation_error
+from textclf.errors import ConfigError
+from textclf.paths import PARAMS_FILE, Paths
+
+ENV_MODEL_DIR = "TEXTCLF_MODEL_DIR"
+ENV_VARIANT = "TEXTCLF_ONNX_VARIANT"
+ENV_TRAFFIC_DIR = "TEXTCLF_TRAFFIC_DIR"
+ENV_PARAMS = "TEXTCLF_PARAMS"
+VARIANTS = ("int8", "fp32")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything the service needs to start, resolved once."""
+
+    params: ServeParams
+    params_file: Path | None
+    model_dir: Path
+    variant: str
+    traffic_dir: Path | None
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The nearest directory above this package (then the cwd) that holds ``params.yaml``."""
+    here = (start or Path(__file__)).resolve()
+    for candidate in [*here.parents, Path.cwd()]:
+        if (candidate / PARAMS_FILE).is_file():
+            return candidate
+    return None
+
+
+def read_serve_params(path: Path) -> ServeParams:
+    """Validate the ``serve`` section of a params file (other sections are not read)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(
+            f"{path} cannot be read as YAML: {err}. Fix: point {ENV_PARAMS} at a valid params.yaml."
+        ) from None
+    section = raw.get("serve", {}) if isinstance(raw, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'serve' must be a mapping of keys, got {section!r}.")
+    try:
+        return ServeParams.model_validate(section)
+    except ValidationError as err:
+        message = format_validation_error(err, f"{path} (section serve)", ServeParams)
+        raise ConfigError(message.replace("  - ", "  - serve.")) from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
+    """Resolve params, model directory, variant and traffic directory from env and params."""
+    env = os.environ if environ is None else environ
+    params_file: Path | None
+    root: Path | None
+    if env.get(ENV_PARAMS):
+        explicit = Path(env[ENV_PARAMS])
+        if not explicit.is_file():
+            raise ConfigError(
+                f"{ENV_PARAMS}={explicit} does not exist. Fix: point it at a "
+                "params.yaml or unset it."
+            )
+        params_file, root = explicit, explicit.parent
+    else:
+        root = find_root()
+        params_file = root / PARAMS_FILE if root else None
+    params = read_serve_params(params_file) if params_file else ServeParams()
+    variant = env.get(ENV_VARIANT) or params.variant
+    if variant not in VARIANTS:
+        raise ConfigError(
+            f"{ENV_VARIANT}={variant!r} is invalid. Fix: set it to one of "
+            f"{', '.join(VARIANTS)}, or unset it to use serve.variant."
+        )
+    if env.get(ENV_MODEL_DIR):
+        model_dir = Path(env[ENV_MODEL_DIR])
+    elif root is not None:
+        model_dir = Paths(root).onnx_dir
+    else:
+        raise ConfigError(
+            f"no {PARAMS_FILE} next to the textclf package or in {Path.cwd()}, "
+            f"so the model directory is unknown. Fix: set {ENV_MODEL_DIR} to an "
+            "artifacts/onnx directory."
+        )
+    traffic = env.get(ENV_TRAFFIC_DIR)
+    return ServeSettings(
+        params=params,
+        params_file=params_file,
+        model_dir=model_dir,
+        variant=variant,
+        traffic_dir=Path(traffic) if traffic else None,
+    )

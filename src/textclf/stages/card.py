@@ -1,0 +1,269 @@
+"""card: the model card (Markdown), generated from this run's files; never edited by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from textclf import io
+from textclf.config import Params
+from textclf.errors import ArtifactError
+from textclf.paths import Paths
+
+NA = "not available"
+
+
+def _read(path: Path) -> Any:
+    return io.read_json(path) if path.is_file() else None
+
+
+def data_dvc_md5(path: Path) -> str | None:
+    """The md5 that ``data.dvc`` records for the data directory (None without data.dvc)."""
+    if not path.is_file():
+        return None
+    outs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("outs") or [{}]
+    md5 = outs[0].get("md5")
+    return str(md5) if md5 else None
+
+
+def _f(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else NA
+
+
+def _missing(what: str, stage: str) -> list[str]:
+    return [f"{what}: {NA} (run `dvc repro {stage}`).", ""]
+
+
+def _data(prep: dict[str, Any] | None, dvc_md5: str | None) -> list[str]:
+    lines = ["## Data", ""]
+    if prep is None:
+        return lines + _missing("Data summary", "prepare")
+    lines += [
+        f"- Source: `{prep['source']}` (md5 `{prep['source_md5']}`); data.dvc md5: "
+        f"`{dvc_md5 or NA}`.",
+        f"- {prep['rows_raw']} raw rows; {prep['duplicates_removed']} duplicates and "
+        f"{prep['conflicting_rows_removed']} rows with conflicting labels removed; "
+        f"{prep['rows_after_dedup']} rows split.",
+        "",
+    ]
+    splits = prep.get("splits", {})
+    first: dict[str, Any] = next(iter(splits.values()), {})
+    labels = list(first.get("labels", {}))
+    lines += ["| split | rows | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
+    for name, s in splits.items():
+        lines.append(
+            f"| {name} | {s['rows']} | "
+            + " | ".join(str(s["labels"].get(lab, 0)) for lab in labels)
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def _training(params: Params, live: dict[str, Any] | None) -> list[str]:
+    m, t = params.model, params.train
+    lines = [
+        "## Training",
+        "",
+        f"- Backbone `{m.backbone}`, max_length {m.max_length}, dropout {m.dropout}, "
+        f"preprocessing {m.preprocess.model_dump()}.",
+        f"- {t.epochs} epoch(s) (max_steps {t.max_steps}), batch size {t.batch_size}, "
+        f"learning rate {t.learning_rate:g}, weight decay {t.weight_decay:g}, warm-up "
+        f"{t.warmup_ratio:g}, seed {t.seed}, precision {t.precision}.",
+    ]
+    if live:
+        best, run = live.get("best") or {}, live.get("run") or {}
+        lines.append(
+            f"- Best validation macro-F1 {_f(best.get('val_macro_f1'))}; training took "
+            f"{_f(run.get('train_seconds'), 0)} s at "
+            f"{_f(run.get('train_samples_per_second'), 1)} samples/s on "
+            f"{run.get('world_size', 1)} process(es)."
+        )
+    return [*lines, ""]
+
+
+def _metrics(metrics: dict[str, Any]) -> list[str]:
+    base = metrics.get("baseline", {})
+    lines = ["## Test metrics", "", "| metric | model | TF-IDF + LR baseline |", "|---|---:|---:|"]
+    for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "log_loss"):
+        lines.append(f"| {key} | {_f(metrics.get(key))} | {_f(base.get(key))} |")
+    lines += [
+        "",
+        f"Macro-F1 over the baseline: {_f(metrics.get('macro_f1_over_baseline'), 4)} "
+        f"on {metrics.get('n', NA)} test texts.",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, c in metrics.get("per_class", {}).items():
+        lines.append(
+            f"| {label} | {_f(c['precision'])} | {_f(c['recall'])} | {_f(c['f1'])} | "
+            f"{c['support']} |"
+        )
+    return [*lines, ""]
+
+
+def _slices(report: dict[str, Any] | None) -> list[str]:
+    lines = ["## Slices and disparity", ""]
+    if report is None:
+        return lines + _missing("Slice metrics", "slices")
+    lines += ["| slice | support | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
+    for family, members in report["slices"].items():
+        for name, s in members.items():
+            scores = (
+                f"{_f(s['accuracy'])} | {_f(s['macro_f1'])}" if s["scored"] else "not scored | "
+            )
+            lines.append(f"| {family}/{name} | {s['support']} | {scores} |")
+    lines.append("")
+    if report["flagged"]:
+        lines.append(
+            f"{len(report['flagged'])} prediction-rate disparities below "
+            f"{report['disparity_threshold']:g} (four-fifths rule):"
+        )
+        lines += [
+            f"- {f['class']} in {f['family']}/{f['slice']}: rate {_f(f['rate'], 3)} vs "
+            f"{_f(f['max_rate'], 3)} in {f['max_slice']} (ratio {_f(f['ratio'], 2)}; "
+            f"true-label ratio {_f(f['label_ratio'], 2)})"
+            for f in report["flagged"]
+        ]
+    else:
+        lines.append(f"No prediction-rate disparity below {report['disparity_threshold']:g}.")
+    return [*lines, ""]
+
+
+def _explain(summary: dict[str, Any] | None, shown: int = 8) -> list[str]:
+    lines = ["## Explainability (SHAP)", ""]
+    if summary is None:
+        return lines + _missing("SHAP summary", "explain")
+    lines += [
+        f"Tokens that push most towards each class (mean SHAP over {summary['sample_size']} "
+        "test texts):",
+        "",
+    ]
+    for label, ranking in summary["classes"].items():
+        tokens = ", ".join(
+            f"`{t['token']}` ({t['mean_shap']:+.3f})" for t in ranking["top_positive"][:shown]
+        )
+        lines.append(f"- {label}: {tokens or NA}")
+    return [*lines, ""]
+
+
+def _export(metrics: dict[str, Any] | None) -> list[str]:
+    lines = ["## ONNX parity, size and latency", ""]
+    if metrics is None:
+        return lines + _missing("Export metrics", "export")
+    lines += [
+        "| graph | macro-F1 | agreement with torch | max abs logit diff | size (MB) |",
+        "|---|---:|---:|---:|---:|",
+        f"| torch | {_f(metrics.get('torch', {}).get('macro_f1'))} | – | – | "
+        f"{_f(metrics.get('torch', {}).get('size_mb'), 1)} |",
+    ]
+    for variant in ("fp32", "int8"):
+        v = metrics.get(variant, {})
+        lines.append(
+            f"| onnx {variant} | {_f(v.get('macro_f1'))} | {_f(v.get('agreement'))} | "
+            f"{_f(v.get('max_abs_logit_diff'), 6)} | {_f(v.get('size_mb'), 1)} |"
+        )
+    gates = metrics.get("gates", {})
+    lines += ["", f"Parity gates passed: {gates.get('passed', NA)}.", ""]
+    latency = {k: v for k, v in metrics.get("latency", {}).items() if isinstance(v, dict)}
+    if latency:
+        lines += ["| batch | engine | p50 ms | p95 ms | texts/s |", "|---|---|---:|---:|---:|"]
+        for batch, engines in latency.items():
+            for engine, row in engines.items():
+                lines.append(
+                    f"| {batch.removeprefix('batch_')} | {engine} | "
+                    f"{_f(row.get('p50_ms'), 2)} | {_f(row.get('p95_ms'), 2)} | "
+                    f"{_f(row.get('texts_per_s'), 1)} |"
+                )
+        lines += ["", f"CPU threads: {metrics['latency'].get('threads', NA)}.", ""]
+    return lines
+
+
+def _drift(summary: dict[str, Any] | None) -> list[str]:
+    lines = ["## Drift (current split vs reference sample)", ""]
+    if summary is None:
+        return lines + _missing("Drift summary", "drift")
+    verdict = "drift detected" if summary["drift_detected"] else "no drift"
+    why = f" ({'; '.join(summary['reasons'])})" if summary["reasons"] else ""
+    return [
+        *lines,
+        f"{verdict}{why}: {summary['n_drifted']} of {summary['n_columns']} columns "
+        f"drifted ({', '.join(summary['drifted_columns']) or 'none'}).",
+        "",
+    ]
+
+
+def _limitations(
+    params: Params,
+    metrics: dict[str, Any],
+    slices: dict[str, Any] | None,
+    prep: dict[str, Any] | None,
+) -> list[str]:
+    lines = [
+        "## Limitations",
+        "",
+        f"- Texts longer than {params.model.max_length} tokens are truncated; the model saw "
+        "only the domain and language of its training data"
+        + (f" (`{prep['source']}`)" if prep else "")
+        + "; other text may score worse.",
+        f"- Calibration: expected calibration error {_f(metrics.get('ece'))}; treat "
+        "probabilities as scores unless that is small.",
+    ]
+    support = {k: v["support"] for k, v in metrics.get("per_class", {}).items()}
+    if support:
+        rare = min(support, key=lambda k: support[k])
+        lines.append(
+            f"- Fewest test examples: '{rare}' ({support[rare]}), so its metrics are "
+            "the least certain."
+        )
+    if slices is not None:
+        if slices["unscored"]:
+            lines.append(f"- Too few test rows to score: {', '.join(slices['unscored'])}.")
+        if slices["flagged"]:
+            lines.append(
+                f"- {len(slices['flagged'])} slice disparities are flagged above; "
+                "review them before use on those kinds of text."
+            )
+    lines.append("- Not for decisions about individuals without human review.")
+    return [*lines, ""]
+
+
+def render_card(params: Params, paths: Paths) -> str:
+    """The model card as Markdown, from the files the pipeline wrote under ``paths``."""
+    metrics = _read(paths.metrics)
+    if metrics is None:
+        raise ArtifactError(f"{paths.metrics} is missing. Fix: run `dvc repro evaluate`.")
+    prep, slices = _read(paths.data_summary), _read(paths.slices_metrics)
+    labels = list(metrics.get("per_class", {}))
+    lines = [
+        f"# Model card: {' / '.join(labels)} text classifier",
+        "",
+        "<!-- Generated by `textclf card` (dvc stage `card`) from this run's files. Do not edit: "
+        "change params.yaml, the code or the data and rerun `dvc repro`. -->",
+        "_Generated by `textclf card` from the pipeline's outputs; never edit it by hand._",
+        "",
+        "## Intended use",
+        "",
+        f"Sorts short English texts (such as tweets) into {', '.join(labels)}, e.g. to track "
+        "opinion in aggregate or to route messages. Per-text outputs are probabilities; the "
+        "serving API returns them with the predicted label.",
+        "",
+    ]
+    lines += _data(prep, data_dvc_md5(paths.data_dvc))
+    lines += _training(params, _read(paths.train_reports / "metrics.json"))
+    lines += _metrics(metrics)
+    lines += _slices(slices)
+    lines += _explain(_read(paths.explain_summary))
+    lines += _export(_read(paths.export_metrics))
+    lines += _drift(_read(paths.drift_summary))
+    lines += _limitations(params, metrics, slices, prep)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def run(params: Params, paths: Paths) -> dict[str, Any]:
+    """Write ``reports/model_card.md``; return its path and size."""
+    text = render_card(params, paths)
+    io.write_text(paths.model_card, text)
+    return {"path": str(paths.model_card), "lines": text.count("\n")}

@@ -1,0 +1,40 @@
+"""slices: accuracy and macro-F1 per text slice of the test predictions, and the disparity check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from textclf import io
+from textclf.config import Params
+from textclf.errors import ArtifactError
+from textclf.monitoring.slices import render_markdown, slice_report
+from textclf.paths import Paths
+from textclf.stages.train import read_labels
+
+COLUMNS = ("text", "label", "prediction")
+
+
+def read_predictions(paths: Paths) -> pd.DataFrame:
+    """The test-split predictions written by ``evaluate``."""
+    path = paths.predictions
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing. Fix: run `dvc repro evaluate`.")
+    frame = pd.read_parquet(path)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ArtifactError(
+            f"{path} lacks column(s) {missing}. Fix: rerun `dvc repro evaluate` "
+            "with this version of the code."
+        )
+    return frame
+
+
+def run(params: Params, paths: Paths) -> dict[str, Any]:
+    """Score every configured slice; write ``reports/slices/metrics.json`` and ``summary.md``."""
+    labels = read_labels(paths)
+    report = slice_report(read_predictions(paths), labels, params.slices)
+    io.write_json(paths.slices_metrics, report)
+    io.write_text(paths.slices_markdown, render_markdown(report))
+    return report

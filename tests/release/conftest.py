@@ -1,0 +1,272 @@
+"""Temporary git + DVC repositories shaped like this one, and a local container registry."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from textclf.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+PRODUCTION = "deploy/overlays/production/kustomization.yaml"
+PRODUCTION_GPU = "deploy/overlays/production-gpu/kustomization.yaml"
+#: Files of the real repository the release code reads (copied as they are).
+COPIED = ("bentofile.yaml", "bentofile.gpu.yaml", "bento/setup.sh", PRODUCTION, PRODUCTION_GPU)
+
+#: A stand-in for the export and drift stages: the files bentofile.yaml includes, derived from
+#: params.yaml's `export.seed` (model A: seed 1, model B: seed 2).
+MAKE_MODEL = """\
+import pathlib, sys, yaml
+seed = yaml.safe_load(open("params.yaml"))["export"]["seed"]
+onnx = pathlib.Path("artifacts/onnx")
+onnx.mkdir(parents=True, exist_ok=True)
+for name in ("model.onnx", "model.onnx.data", "model.int8.onnx", "tokenizer.json", "textclf.json"):
+    (onnx / name).write_text(f"{name} of model {seed}\\n")
+"""
+MAKE_DRIFT = """\
+import pathlib
+drift = pathlib.Path("artifacts/drift")
+drift.mkdir(parents=True, exist_ok=True)
+model = pathlib.Path("artifacts/onnx/model.onnx").read_text()
+(drift / "reference_profile.parquet").write_text("profile of " + model)
+"""
+MAKE_TRAIN = """\
+import pathlib
+pathlib.Path("artifacts/model").mkdir(parents=True, exist_ok=True)
+pathlib.Path("artifacts/model/weights.bin").write_text("weights\\n")
+"""
+DVC_YAML = {
+    "stages": {
+        "train": {
+            "cmd": "python make_train.py",
+            "deps": ["make_train.py"],
+            "outs": ["artifacts/model"],
+        },
+        "export": {
+            "cmd": "python make_model.py",
+            "deps": ["make_model.py", "artifacts/model"],
+            "params": ["export"],
+            "outs": ["artifacts/onnx"],
+        },
+        "drift": {
+            "cmd": "python make_drift.py",
+            "deps": ["make_drift.py", "artifacts/onnx"],
+            "outs": ["artifacts/drift"],
+        },
+    }
+}
+#: A hand-written dvc.lock for tests that need no `dvc repro` (tags only, --no-status).
+FAKE_LOCK = {
+    "schema": "2.0",
+    "stages": {
+        "train": {
+            "cmd": "python make_train.py",
+            "outs": [{"path": "artifacts/model", "hash": "md5", "md5": "1" * 32 + ".dir"}],
+        },
+        "export": {
+            "cmd": "python make_model.py",
+            "deps": [{"path": "artifacts/model", "hash": "md5", "md5": "1" * 32 + ".dir"}],
+            "outs": [{"path": "artifacts/onnx", "hash": "md5", "md5": "2" * 32 + ".dir"}],
+        },
+        "drift": {
+            "cmd": "python make_drift.py",
+            "outs": [{"path": "artifacts/drift", "hash": "md5", "md5": "3" * 32 + ".dir"}],
+        },
+    },
+}
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in ``root`` and return its stdout; fail the test with git's stderr."""
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def dvc(root: Path, *args: str) -> str:
+    """Run dvc (this interpreter's) in ``root``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+def release(root: Path, *args: str) -> Result:
+    """``textclf release <args> --root <root>`` through the real CLI."""
+    return CliRunner().invoke(app, ["release", *args, "--root", str(root)])
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _skeleton(root: Path) -> None:
+    """Git repo with this repository's bentofiles and overlays and a tiny textclf package."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "test@example.com")
+    git(root, "config", "user.name", "test")
+    git(root, "config", "commit.gpgsign", "false")
+    for rel in COPIED:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, root / rel)
+    pkg = root / "src" / "textclf"
+    (pkg / "serving").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""textclf."""\n')
+    (pkg / "py.typed").write_text("")
+    (pkg / "serving" / "__init__.py").write_text("")
+    (pkg / "serving" / "service.py").write_text("VERSION = 1\n")
+    (root / "README.md").write_text("# demo\n")
+    (root / "params.yaml").write_text("export:\n  seed: 1\n")
+    (root / "make_train.py").write_text(MAKE_TRAIN)
+    (root / "make_model.py").write_text(MAKE_MODEL)
+    (root / "make_drift.py").write_text(MAKE_DRIFT)
+    write_yaml(root / "dvc.yaml", DVC_YAML)
+
+
+@pytest.fixture
+def lock_repo(tmp_path: Path) -> Path:
+    """A committed repo with a hand-written dvc.lock (no DVC run): for tag-only tests."""
+    root = tmp_path / "repo"
+    _skeleton(root)
+    write_yaml(root / "dvc.lock", FAKE_LOCK)
+    commit_all(root, "fake model")
+    return root
+
+
+@pytest.fixture(scope="session")
+def _pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline") / "repo"
+    _skeleton(root)
+    dvc(root, "init", "-q")
+    dvc(root, "repro", "-q")
+    commit_all(root, "model A")
+    return root
+
+
+@pytest.fixture
+def pipeline_repo(_pipeline_template: Path, tmp_path: Path) -> Path:
+    """A committed git + DVC repo after `dvc repro` of the stand-in pipeline (model A)."""
+    root = tmp_path / "repo"
+    shutil.copytree(_pipeline_template, root, symlinks=True)
+    return root
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass
+class Registry:
+    """A Docker Registry HTTP API v2 stand-in: HEAD /v2/<name>/manifests/<tag>."""
+
+    host: str
+    images: set[str] = field(default_factory=set)
+    #: When set, manifests need a bearer token from /token, given for these basic credentials.
+    credentials: tuple[str, str] | None = None
+    #: Answer manifest requests with this status instead (e.g. 500).
+    force_status: int | None = None
+    requests: list[str] = field(default_factory=list)
+
+    def push(self, image: str) -> None:
+        """Record ``<host>/<name>:<tag>`` as present."""
+        self.images.add(image.removeprefix(f"{self.host}/"))
+
+
+TOKEN = "registry-token-123"
+
+
+def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            registry.requests.append(f"GET {self.path}")
+            if not self.path.startswith("/token?"):
+                self._send(404)
+                return
+            assert registry.credentials is not None
+            user, password = registry.credentials
+            expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
+                return
+            self._send(200, json.dumps({"token": TOKEN}).encode())
+
+        def do_HEAD(self) -> None:
+            registry.requests.append(f"HEAD {self.path}")
+            if registry.force_status is not None:
+                self._send(registry.force_status)
+                return
+            if registry.credentials and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                name = self.path.split("/manifests/")[0].removeprefix("/v2/")
+                challenge = (
+                    f'Bearer realm="http://{registry.host}/token",'
+                    f'service="{registry.host}",scope="repository:{name}:pull"'
+                )
+                self._send(401, headers={"WWW-Authenticate": challenge})
+                return
+            name, _, tag = self.path.removeprefix("/v2/").partition("/manifests/")
+            found = f"{name}:{tag}" in registry.images
+            self._send(
+                200 if found else 404,
+                headers={"Docker-Content-Digest": "sha256:" + "0" * 64} if found else {},
+            )
+
+    return Handler
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    """A local registry on 127.0.0.1 (plain HTTP, as for localhost registries)."""
+    reg = Registry(host="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reg))
+    reg.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield reg
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def point_overlays_at(root: Path, registry: Registry) -> str:
+    """Rename the image repository in the overlays to one on ``registry``; return it."""
+    repository = f"{registry.host}/your-org/gitops-text-classifier"
+    for rel in (PRODUCTION, PRODUCTION_GPU):
+        path = root / rel
+        path.write_text(
+            path.read_text().replace("ghcr.io/your-org/gitops-text-classifier", repository)
+        )
+    return repository

@@ -1,0 +1,71 @@
+"""Fixtures of the service tests: the tiny export, a params file with small limits, the service.
+
+The service module reads its settings when imported, so the session fixture sets the
+``TEXTCLF_*`` variables first; ``PROMETHEUS_MULTIPROC_DIR`` is what ``bentoml serve`` would set.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.exported import TinyExport, exported
+
+__all__ = ["exported"]
+
+# Small limits so every rejection is cheap to provoke; a small traffic file so it rotates.
+SERVE = {
+    "variant": "fp32",
+    "max_batch_size": 8,
+    "max_text_chars": 200,
+    "threads": 1,
+    "inference_batch_size": 4,
+    "adaptive_batching": {"max_batch_size": 16, "max_latency_ms": 20000},
+    "traffic_log": {"max_bytes": 4096, "backups": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def serve_env(tmp_path_factory: pytest.TempPathFactory, exported: TinyExport) -> dict[str, str]:
+    """Environment of a service on the tiny export: model, params (small limits), traffic dir."""
+    tmp = tmp_path_factory.mktemp("serve")
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump({"serve": SERVE}), encoding="utf-8")
+    (tmp / "prometheus").mkdir()
+    return {
+        "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
+        "TEXTCLF_PARAMS": str(params),
+        "TEXTCLF_TRAFFIC_DIR": str(tmp / "traffic"),
+        "TEXTCLF_ONNX_VARIANT": "fp32",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
+    }
+
+
+@pytest.fixture(scope="session")
+def service_module(serve_env: dict[str, str]) -> Iterator[ModuleType]:
+    """``textclf.serving.service`` imported with :func:`serve_env` in the environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in serve_env.items():
+            mp.setenv(key, value)
+        name = "textclf.serving.service"
+        module = (
+            importlib.reload(sys.modules[name])
+            if name in sys.modules
+            else importlib.import_module(name)
+        )
+        yield module
+
+
+@pytest.fixture(scope="session")
+def client(service_module: ModuleType) -> Iterator[Any]:
+    """A Starlette test client on the service's ASGI app (lifespan run: the model is loaded)."""
+    from starlette.testclient import TestClient
+
+    with TestClient(service_module.TextClassifier.to_asgi()) as test_client:
+        yield test_client

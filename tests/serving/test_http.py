@@ -1,0 +1,261 @@
+"""A real ``bentoml serve`` on 127.0.0.1: HTTP, health, metrics, README calls, fuzz and load."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from tests.exported import TinyExport
+from tests.serving.conftest import SERVE
+from tests.serving.live import Server, serving
+from textclf.inference import OnnxClassifier
+from textclf.testing import toy_frame
+
+TARGET = "textclf.serving.service:TextClassifier"
+README = Path(__file__).resolve().parents[2] / "README.md"
+SCHEMATHESIS = Path(sys.executable).with_name("st")
+CLIENTS, REQUESTS, LOAD_LIMIT_S = 16, 320, 120
+ATOL = 1e-6  # served vs in-process probabilities of one text (same graph, other batches)
+
+
+@pytest.fixture(scope="module")
+def live_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Working directory, params (the test limits, a traffic log that keeps everything) and log."""
+    tmp = tmp_path_factory.mktemp("live")
+    serve = {**SERVE, "traffic_log": {"max_bytes": 50_000_000, "backups": 1}}
+    (tmp / "params.yaml").write_text(yaml.safe_dump({"serve": serve}), encoding="utf-8")
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def server(live_dir: Path, exported: TinyExport) -> Iterator[Server]:
+    """``bentoml serve`` of the service module on the tiny export (fp32)."""
+    env = {
+        "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
+        "TEXTCLF_PARAMS": str(live_dir / "params.yaml"),
+        "TEXTCLF_TRAFFIC_DIR": str(live_dir / "traffic"),
+        "TEXTCLF_ONNX_VARIANT": "fp32",
+    }
+    with serving(TARGET, env, cwd=live_dir, log=live_dir / "serve.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def direct(exported: TinyExport) -> OnnxClassifier:
+    """The same fp32 graph, called in process."""
+    return OnnxClassifier(exported.onnx_dir, "fp32", threads=1)
+
+
+def _post(server: Server, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{server.url}/predict", json=body, timeout=60, **kwargs)
+
+
+def test_predict_over_http(server: Server, direct: OnnxClassifier) -> None:
+    texts = ["I love this phone", "the flight was delayed again"]
+    resp = _post(server, {"texts": texts})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    served = np.array([[p["probabilities"][lab] for lab in direct.labels] for p in resp.json()])
+    np.testing.assert_allclose(served, direct.predict_proba(texts), atol=1e-5)
+    assert {p["model_version"] for p in resp.json()} == {direct.version}
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+def test_health_over_http(server: Server, path: str) -> None:
+    assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200
+
+
+def test_bad_requests_over_http_are_4xx(server: Server) -> None:
+    too_many = _post(server, {"texts": ["a"] * (SERVE["max_batch_size"] + 1)})
+    assert too_many.status_code == 400
+    assert "at most 8 are accepted per request. Fix:" in too_many.json()["detail"][0]["msg"]
+    not_json = httpx.post(
+        f"{server.url}/predict",
+        content=b"texts=a",
+        timeout=60,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert not_json.status_code == 415
+    assert "Content-Type: application/json" in not_json.json()["error"]
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of every sample of metric ``name`` (label sets as sorted strings)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, value = line[len(name) + 1 :].rsplit("} ", 1)
+            out[labels] = float(value)
+    return out
+
+
+def test_metrics_over_http(server: Server) -> None:
+    assert _post(server, {"texts": ["metrics over http"]}).status_code == 200
+    assert _post(server, {"texts": [""]}).status_code == 400
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    requests = _samples(text, "bentoml_service_request_total")
+    for code in ("200", "400"):
+        hits = [
+            v
+            for k, v in requests.items()
+            if 'endpoint="/predict"' in k
+            and f'http_response_code="{code}"' in k
+            and 'service_name="textclf"' in k
+        ]
+        assert hits and hits[0] >= 1, (code, requests)
+    assert _samples(text, "bentoml_service_request_duration_seconds_bucket")
+    assert sum(_samples(text, "textclf_predictions_total").values()) >= 1
+    assert not [k for k, v in requests.items() if 'http_response_code="5' in k and v > 0]
+
+
+def _readme_commands() -> list[str]:
+    """The shell commands of the README's "Serve the model" section (continuations joined)."""
+    section = README.read_text("utf-8").split("## Serve the model", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
+
+
+def test_the_readme_curl_examples_work(server: Server) -> None:
+    commands = _readme_commands()
+    assert len(commands) >= 4, commands
+    outputs = {}
+    for command in commands:
+        assert "http://127.0.0.1:3000/" in command, command
+        live = command.replace("http://127.0.0.1:3000", server.url)
+        result = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", live], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        outputs[command] = result.stdout
+    predict, error = [out for cmd, out in outputs.items() if "/predict" in cmd]
+    assert [set(p) for p in json.loads(predict)] == [
+        {"label", "probabilities", "model_version"}
+    ] * 2
+    assert "texts[1] is empty or only whitespace. Fix:" in json.loads(error)["detail"][0]["msg"]
+    health = [out for cmd, out in outputs.items() if "/healthz" in cmd or "/readyz" in cmd]
+    assert health and all(out.strip() == "200" for out in health)
+    (metrics,) = [out for cmd, out in outputs.items() if "/metrics" in cmd]
+    assert "bentoml_service_request_total{" in metrics
+    assert "textclf_predictions_total{" in metrics
+
+
+def test_schema_fuzz_finds_no_server_error(server: Server, live_dir: Path) -> None:
+    """Schemathesis: examples, boundary/negative coverage and fuzzing of every operation."""
+    report = live_dir / "schemathesis"
+    result = subprocess.run(
+        [
+            str(SCHEMATHESIS),
+            "run",
+            f"{server.url}/docs.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "150",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "60",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+            "--no-color",
+            "--report",
+            "junit",
+            "--report-dir",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=live_dir,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "5 selected / 5 total" in result.stdout  # /predict plus health and metrics
+    assert "No issues found" in result.stdout
+    codes = _samples(
+        httpx.get(f"{server.url}/metrics", timeout=10).text, "bentoml_service_request_total"
+    )
+    assert not [k for k, v in codes.items() if 'http_response_code="5' in k and v > 0], codes
+
+
+def test_concurrent_load_loses_and_mixes_up_nothing(
+    server: Server, direct: OnnxClassifier, live_dir: Path
+) -> None:
+    """16 clients, 320 requests of 1-4 distinct texts: every response answers its own request."""
+    pool = toy_frame(REQUESTS * 4, seed=7)["text"].tolist()
+    tag = f"load-{uuid.uuid4().hex[:8]}"
+    requests = [
+        [f"{tag} {i} {j} {pool[i * 4 + j]}" for j in range(1 + i % 4)] for i in range(REQUESTS)
+    ]
+    texts = [t for r in requests for t in r]
+    assert len(set(texts)) == len(texts)
+    rows = direct.predict_proba(texts)
+    expected = dict(zip(texts, rows, strict=True))
+    # A mix-up shows only where distinct texts get distinct outputs: most texts must be further
+    # than 2 * ATOL from every other text's probabilities (the tiny model saturates).
+    gaps = np.abs(rows[:, None, :] - rows[None, :, :]).max(axis=2)
+    np.fill_diagonal(gaps, np.inf)
+    assert (gaps.min(axis=1) > 2 * ATOL).mean() > 0.9
+
+    local, clients = threading.local(), []
+    deadline = time.monotonic() + LOAD_LIMIT_S
+
+    def call(batch: list[str]) -> tuple[list[str], int, Any]:
+        if time.monotonic() > deadline:
+            return batch, -1, "not sent: time limit"
+        if not hasattr(local, "client"):  # one connection pool per client thread
+            local.client = httpx.Client(base_url=server.url, timeout=60)
+            clients.append(local.client)
+        resp = local.client.post("/predict", json={"texts": batch})
+        return batch, resp.status_code, resp.json()
+
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=CLIENTS) as executor:
+            results = list(executor.map(call, requests, timeout=LOAD_LIMIT_S + 60))
+    finally:
+        for client in clients:
+            client.close()
+    elapsed = time.monotonic() - started
+    assert elapsed < LOAD_LIMIT_S, f"{REQUESTS} requests took {elapsed:.0f} s"
+    statuses = Counter(status for _, status, _ in results)
+    assert statuses == {200: REQUESTS}, (statuses, [r for r in results if r[1] != 200][:3])
+    for batch, _, body in results:
+        assert len(body) == len(batch)
+        got = np.array([[p["probabilities"][lab] for lab in direct.labels] for p in body])
+        np.testing.assert_allclose(got, np.array([expected[t] for t in batch]), atol=ATOL)
+    # Adaptive batching merged concurrent requests: some model call served more than one request
+    # (the histogram observes the number of requests per call).
+    sizes = _samples(
+        httpx.get(f"{server.url}/metrics", timeout=10).text,
+        "bentoml_service_adaptive_batch_size_bucket",
+    )
+    single = [v for k, v in sizes.items() if 'le="1.0"' in k]
+    total = [v for k, v in sizes.items() if 'le="+Inf"' in k]
+    assert len(single) == len(total) == 1, sizes
+    assert total[0] > single[0], sizes
+    # Every text was recorded exactly once.
+    lines = [
+        json.loads(line)
+        for path in sorted((live_dir / "traffic").glob("*.jsonl*"))
+        for line in path.read_text("utf-8").split("\n")[:-1]  # JSON lines end with "\n" only
+    ]
+    logged = Counter(r["text"] for r in lines if r["text"].startswith(tag))
+    assert logged == Counter(texts)

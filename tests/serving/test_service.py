@@ -1,0 +1,219 @@
+"""The service through its ASGI app: predictions, every rejected input, health, metrics, schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.exported import TinyExport
+from tests.serving.conftest import SERVE
+from textclf.inference import OnnxClassifier
+from textclf.serving.schemas import EXAMPLE
+
+MAX_TEXTS, MAX_CHARS = SERVE["max_batch_size"], SERVE["max_text_chars"]
+TEXTS = [
+    "great love excellent",
+    "the flight was delayed again and the service was awful",
+    "meeting notes for monday",
+    "ok",
+]
+
+
+@pytest.fixture(scope="module")
+def direct(exported: TinyExport) -> OnnxClassifier:
+    """The same fp32 graph, called in process."""
+    return OnnxClassifier(exported.onnx_dir, "fp32", threads=1)
+
+
+def _predict(client: Any, body: Any) -> Any:
+    """POST ``body`` as JSON (``None`` is sent as the JSON ``null``, not as an empty body)."""
+    return client.post(
+        "/predict", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+
+
+def test_single_text(client: Any, direct: OnnxClassifier) -> None:
+    resp = _predict(client, {"texts": ["I love this phone"]})
+    assert resp.status_code == 200, resp.text
+    (pred,) = resp.json()
+    assert set(pred) == {"label", "probabilities", "model_version"}
+    assert list(pred["probabilities"]) == direct.labels
+    assert sum(pred["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert pred["label"] == max(pred["probabilities"], key=pred["probabilities"].get)
+    assert pred["model_version"] == direct.version
+
+
+def test_batch_matches_direct_calls_in_input_order(client: Any, direct: OnnxClassifier) -> None:
+    resp = _predict(client, {"texts": TEXTS})
+    assert resp.status_code == 200, resp.text
+    served = np.array([[p["probabilities"][lab] for lab in direct.labels] for p in resp.json()])
+    expected = direct.predict_proba(TEXTS)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert [p["label"] for p in resp.json()] == [direct.labels[i] for i in expected.argmax(1)]
+
+
+def test_the_largest_allowed_request_is_accepted(client: Any) -> None:
+    resp = _predict(client, {"texts": ["x" * MAX_CHARS] * MAX_TEXTS})
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()) == MAX_TEXTS
+
+
+INVALID: list[tuple[str, Any, list[str]]] = [
+    ("not an object", ["a text"], ["body must be a JSON object, got array", "Fix:"]),
+    ("null body", None, ["body must be a JSON object, got null", "Fix:"]),
+    ("number body", 3, ["body must be a JSON object, got number", "Fix:"]),
+    ("missing texts", {}, ["has no 'texts' key", "Fix:"]),
+    ("misspelt key", {"text": ["a"]}, ["unknown key(s) ['text']", "Fix:"]),
+    ("extra key", {"texts": ["a"], "lang": "en"}, ["unknown key(s) ['lang']", "Fix:"]),
+    ("texts is a string", {"texts": "a text"}, ["JSON array of strings, got string", "Fix:"]),
+    ("texts is null", {"texts": None}, ["got null", "Fix:"]),
+    ("texts is an object", {"texts": {"a": 1}}, ["got object", "Fix:"]),
+    ("empty list", {"texts": []}, ["'texts' is empty", "Fix:"]),
+    ("number item", {"texts": ["fine", 3]}, ["texts[1] must be a string, got number", "Fix:"]),
+    ("null item", {"texts": [None]}, ["texts[0] must be a string, got null", "Fix:"]),
+    ("boolean item", {"texts": ["a", "b", True]}, ["texts[2] must be a string, got boolean"]),
+    (
+        "nested list item",
+        {"texts": ["ok", ["a"]]},
+        ["texts[1] must be a string, got array", "Fix:"],
+    ),
+    ("empty text", {"texts": ["ok", ""]}, ["texts[1] is empty or only whitespace", "Fix:"]),
+    ("whitespace text", {"texts": [" \t\n "]}, ["texts[0] is empty or only whitespace", "Fix:"]),
+    (
+        "too many texts",
+        {"texts": ["a"] * (MAX_TEXTS + 1)},
+        [f"has {MAX_TEXTS + 1} items; at most {MAX_TEXTS}", "Fix: split"],
+    ),
+    (
+        "too long text",
+        {"texts": ["ok", "ok", "y" * (MAX_CHARS + 1)]},
+        [f"texts[2] has {MAX_CHARS + 1} characters; at most {MAX_CHARS}", "Fix: shorten"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), [(b, e) for _, b, e in INVALID], ids=[name for name, _, _ in INVALID]
+)
+def test_invalid_input_is_a_4xx_naming_the_item_and_the_fix(
+    client: Any, body: Any, expected: list[str]
+) -> None:
+    resp = _predict(client, body)
+    assert resp.status_code == 400, resp.text
+    messages = " ".join(d["msg"] for d in resp.json()["detail"])
+    for fragment in expected:
+        assert fragment in messages
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "fragment"),
+    [
+        (b"{not json", "application/json", 400, "Invalid JSON"),
+        (b"", "application/json", 400, "has no 'texts' key (or is empty). Fix:"),
+        (b'{"texts": ["\\ud800 lone surrogate"]}', "application/json", 400, "Invalid JSON"),
+        (b'{"texts": ["caf\xe9"]}', "application/json", 400, "Invalid JSON"),  # Latin-1, not UTF-8
+        (b"[" * 5000, "application/json", 400, "Invalid JSON"),
+        (b'{"texts": ["a"]}', "text/plain", 415, "unsupported Content-Type 'text/plain'. Fix:"),
+        (b"texts=a", "application/x-www-form-urlencoded", 415, "Content-Type: application/json"),
+        (b"--x\r\n", "multipart/form-data", 415, "unsupported Content-Type 'multipart/form-data'"),
+        (b"\x80\x04N.", "application/vnd.bentoml+pickle", 415, "unsupported Content-Type"),
+    ],
+)
+def test_malformed_bodies_and_other_media_types_are_4xx(
+    client: Any, content: bytes, content_type: str, status: int, fragment: str
+) -> None:
+    resp = client.post("/predict", content=content, headers={"content-type": content_type})
+    assert resp.status_code == status, resp.text
+    assert fragment in resp.text
+
+
+def test_a_body_without_content_type_is_read_as_json(client: Any) -> None:
+    resp = client.post("/predict", content=b'{"texts": ["no header"]}')
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()) == 1
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+def test_health_endpoints(client: Any, path: str) -> None:
+    assert client.get(path).status_code == 200
+
+
+def test_readyz_needs_the_model(client: Any, service_module: ModuleType) -> None:
+    instance = service_module.TextClassifier.inner.__new__(service_module.TextClassifier.inner)
+    instance.model = None
+    assert instance.__is_ready__() is False
+    assert client.get("/readyz").status_code == 200
+
+
+MISSING_MODEL = """
+import sys
+from starlette.testclient import TestClient
+from textclf.errors import ArtifactError
+from textclf.serving.service import TextClassifier
+try:
+    with TestClient(TextClassifier.to_asgi()):
+        pass
+except ArtifactError as err:
+    print(err)
+    sys.exit(3)
+"""
+
+
+def test_a_missing_model_stops_startup(serve_env: dict[str, str], tmp_path: Path) -> None:
+    # A fresh process: BentoML registers its HTTP metrics once per process and app.
+    env = {
+        **os.environ,
+        **serve_env,
+        "TEXTCLF_MODEL_DIR": str(tmp_path / "nothing-here"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", MISSING_MODEL],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    assert "nothing-here lacks" in result.stdout
+    assert "not an ONNX export. Fix:" in result.stdout
+
+
+def test_metrics_count_requests_by_endpoint_and_status(client: Any) -> None:
+    _predict(client, {"texts": ["metrics please"]})
+    _predict(client, {"texts": []})
+    text = client.get("/metrics").text
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert any(
+        ln.startswith("bentoml_service_request_total{")
+        and 'endpoint="/predict"' in ln
+        and 'http_response_code="200"' in ln
+        for ln in lines
+    )
+    assert any(
+        ln.startswith("bentoml_service_request_total{")
+        and 'endpoint="/predict"' in ln
+        and 'http_response_code="400"' in ln
+        for ln in lines
+    )
+    assert any(ln.startswith("bentoml_service_request_duration_seconds_bucket{") for ln in lines)
+    assert any(ln.startswith("textclf_predictions_total{") for ln in lines)
+
+
+def test_openapi_documents_the_limits(client: Any) -> None:
+    spec = client.get("/docs.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    texts = body["schema"]["properties"]["texts"]
+    assert (texts["minItems"], texts["maxItems"]) == (1, MAX_TEXTS)
+    assert texts["items"]["maxLength"] == MAX_CHARS
+    assert body["schema"]["additionalProperties"] is False
+    assert body["schema"]["example"] == EXAMPLE  # what the Swagger UI pre-fills

@@ -1,0 +1,97 @@
+"""Service settings: environment over params.yaml, and errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from textclf.errors import ConfigError
+from textclf.paths import PARAMS_FILE
+from textclf.serving.settings import find_root, load_settings, read_serve_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _params(tmp_path: Path, serve: object) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"data": {"labels": ["a", "b"]}, "serve": serve}), "utf-8")
+    return path
+
+
+def test_repo_params_have_a_valid_serve_section() -> None:
+    params = read_serve_params(REPO / PARAMS_FILE)
+    assert params.variant in ("int8", "fp32")
+    assert params.adaptive_batching.max_batch_size >= 2
+
+
+def test_environment_overrides_params(tmp_path: Path) -> None:
+    path = _params(tmp_path, {"variant": "int8", "max_batch_size": 3})
+    settings = load_settings(
+        {
+            "TEXTCLF_PARAMS": str(path),
+            "TEXTCLF_ONNX_VARIANT": "fp32",
+            "TEXTCLF_MODEL_DIR": "/models/x",
+            "TEXTCLF_TRAFFIC_DIR": "/t",
+        }
+    )
+    assert (settings.variant, settings.params.max_batch_size) == ("fp32", 3)
+    assert settings.model_dir == Path("/models/x")
+    assert settings.traffic_dir == Path("/t")
+
+
+def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) -> None:
+    path = _params(tmp_path, {"variant": "int8"})
+    settings = load_settings({"TEXTCLF_PARAMS": str(path)})
+    assert settings.variant == "int8"
+    assert settings.model_dir == tmp_path / "artifacts" / "onnx"
+    assert settings.traffic_dir is None  # recording is off unless TEXTCLF_TRAFFIC_DIR is set
+    assert find_root() == REPO
+
+
+@pytest.mark.parametrize(
+    ("serve", "env", "fragments"),
+    [
+        ({"max_batch_size": 0}, {}, ["serve.max_batch_size = 0", "Fix:"]),
+        ({"adaptive_batching": {"max_batch_size": 1}}, {}, ["adaptive_batching.max_batch_size"]),
+        ({"varient": "int8"}, {}, ["unknown key", "did you mean 'variant'"]),
+        ({"variant": "int4"}, {}, ["serve.variant", "int8"]),
+        ({}, {"TEXTCLF_ONNX_VARIANT": "int4"}, ["TEXTCLF_ONNX_VARIANT='int4'", "Fix:"]),
+        ("fp32", {}, ["'serve' must be a mapping"]),
+    ],
+)
+def test_bad_settings_name_the_key_and_the_fix(
+    tmp_path: Path, serve: object, env: dict[str, str], fragments: list[str]
+) -> None:
+    path = _params(tmp_path, serve)
+    with pytest.raises(ConfigError) as err:
+        load_settings({"TEXTCLF_PARAMS": str(path), **env})
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_a_missing_params_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TEXTCLF_PARAMS=.*does not exist"):
+        load_settings({"TEXTCLF_PARAMS": str(tmp_path / "nope.yaml")})
+
+
+@pytest.mark.parametrize("module", ["textclf.serving.service", "textclf.inference"])
+def test_serving_imports_no_training_stack(module: str, serve_env: dict[str, str]) -> None:
+    code = (
+        f"import sys, {module}\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'transformers', 'sklearn') "
+        "if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**serve_env, "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
