@@ -39,13 +39,7 @@ repro: data ## Run the pipeline (only the stages whose inputs changed)
 
 run: repro ## Install, bootstrap data, run the whole pipeline, and show the results
 	@echo
-	@dvc metrics show
-	@echo
-	@echo "Results:"
-	@for f in reports/model_card.md reports/evaluate/metrics.json reports/export/metrics.json \
-	  reports/explain/summary.md reports/slices/summary.md reports/drift/summary.json; do \
-	  if [ -f "$$f" ]; then echo "  $$f"; fi; done
-	@echo "  plots: dvc plots show  (writes dvc_plots/index.html)"
+	@textclf summary
 
 BASE ?=
 BENTO_FILE ?= bentofile.yaml

@@ -430,6 +430,67 @@ def gate(
     raise typer.Exit(code=0 if verdict.passed else 1)
 
 
+@app.command()
+def summary(root: RootOpt = Path()) -> None:
+    """Print the run's headline figures and where each report is (what `make run` ends with)."""
+    from textclf import io
+    from textclf.paths import Paths
+
+    paths = Paths(root)
+
+    def read(path: Path) -> dict[str, Any]:
+        return io.read_json(path) if path.is_file() else {}
+
+    ev, ex, dr, sl = (
+        read(p)
+        for p in (paths.metrics, paths.export_metrics, paths.drift_summary, paths.slices_metrics)
+    )
+    if not ev:
+        _fail(TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`)."))
+    lines = [
+        f"test macro-F1 {ev['macro_f1']:.4f} (TF-IDF + LR baseline "
+        f"{ev['baseline']['macro_f1']:.4f}), accuracy {ev['accuracy']:.4f}, "
+        f"ECE {ev['ece']:.4f} on {ev['n']} texts"
+    ]
+    if ex:
+        speed = ", ".join(
+            f"{k.removeprefix('batch_')}: {v['onnx_int8']['speedup_vs_torch']:.2f}x"
+            for k, v in ex["latency"].items()
+            if k != "threads"
+        )
+        lines.append(
+            f"ONNX: fp32 max |logit diff| {ex['fp32']['max_abs_logit_diff']:.1e}; int8 "
+            f"agreement {ex['int8']['agreement']:.4f}, macro-F1 change "
+            f"{-ex['int8']['macro_f1_drop']:+.4f}, {ex['int8']['size_mb']:.0f} MB, "
+            f"speed vs torch by batch size {speed}"
+        )
+    if dr:
+        lines.append(
+            f"drift: {'DETECTED' if dr['drift_detected'] else 'none'} "
+            f"({dr['n_drifted']} of {dr['n_columns']} columns)"
+        )
+    if sl:
+        lines.append(
+            f"slices: {len(sl['flagged'])} four-fifths disparity flag(s), "
+            f"{len(sl['unscored'])} slice(s) too small to score"
+        )
+    typer.echo("\n".join(lines))
+    typer.echo("\nReports:")
+    for path in (
+        paths.model_card,
+        paths.metrics,
+        paths.export_metrics,
+        paths.explain_markdown,
+        paths.explain_html,
+        paths.slices_markdown,
+        paths.drift_summary,
+        paths.drift_html,
+    ):
+        if path.is_file():
+            typer.echo(f"  {path}")
+    typer.echo("  plots: dvc plots show (writes dvc_plots/index.html); PR review: make report")
+
+
 @app.command("check-params")
 def check_params(
     params: ParamsOpt = Path("params.yaml"),

@@ -548,9 +548,11 @@ class GateParams(_Section):
         description="budget for the int8 ONNX graph's size in MB (positive), or "
         "null to not check it",
     )
-    fail_on_disparity: bool = Field(
-        True,
-        description="fail when the slices stage flagged a prediction-rate disparity (true/false)",
+    fail_on_disparity: Literal["new", "any", "never"] = Field(
+        "new",
+        description="slice disparities flagged by the four-fifths rule: 'new' fails on a flag "
+        "the base branch does not have (a PR may not make them worse; with no base slice "
+        "metrics they are a warning), 'any' fails on every flag, 'never' only shows them",
     )
     fail_on_drift: bool = Field(
         False,

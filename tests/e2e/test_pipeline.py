@@ -138,3 +138,14 @@ def test_param_change_reruns_only_the_stages_that_read_it(pipeline_repo: Path) -
     assert "Running stage 'evaluate'" in dry
     assert "Running stage 'prepare'" not in dry
     assert "Running stage 'train'" not in dry
+
+
+def test_summary_prints_the_run_figures_and_reports(pipeline_repo: Path) -> None:
+    import json
+
+    metrics = json.loads((pipeline_repo / "reports/evaluate/metrics.json").read_text())
+    out = _run(["textclf", "summary"], pipeline_repo).stdout
+    assert f"test macro-F1 {metrics['macro_f1']:.4f}" in out
+    assert f"baseline {metrics['baseline']['macro_f1']:.4f}" in out
+    for line in ("int8 agreement", "drift:", "slices:", "reports/model_card.md"):
+        assert line in out

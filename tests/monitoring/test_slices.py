@@ -112,6 +112,13 @@ def test_disparity_flags_a_biased_predictor() -> None:
     entry = next(f for f in report["flagged"] if f["class"] == "positive")
     assert entry["max_slice"] == "no_url"
     assert entry["ratio"] == pytest.approx((9 / 90) / (30 / 90))
+    # The labels' own ratio, against the same reference slice: the data is not biased here.
+    url = biased["text"].str.contains("http")
+    label_rate = {
+        s: float((biased["label"][m] == "positive").mean())
+        for s, m in (("has_url", url), ("no_url", ~url))
+    }
+    assert entry["label_ratio"] == pytest.approx(label_rate["has_url"] / label_rate["no_url"])
     assert report["n_flagged"] == len(report["flagged"])
     table = report["disparity"]["has_url"]["positive"]
     assert table["no_url"]["ratio"] == 1.0 and not table["no_url"]["flagged"]

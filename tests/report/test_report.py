@@ -21,7 +21,7 @@ from textclf.report.sources import GitError
 
 # Gate settings that take the TF-IDF margin and the slices out of tests about other checks (the
 # tiny model's margin over the baseline is small); the tests of those checks set them back.
-LENIENT = {"min_macro_f1_over_baseline": -1.0, "fail_on_disparity": False}
+LENIENT = {"min_macro_f1_over_baseline": -1.0, "fail_on_disparity": "never"}
 
 
 def _files(real: dict[str, str], **changes: str | None) -> dict[str, str | None]:
@@ -179,7 +179,7 @@ def test_gate_passes_on_the_cli_and_fails_on_baseline_and_disparity(
     repo.write(
         {
             "params": params_yaml_from(
-                real_outputs, min_macro_f1_over_baseline=margin + 0.01, fail_on_disparity=True
+                real_outputs, min_macro_f1_over_baseline=margin + 0.01, fail_on_disparity="any"
             ),
             "slices": slices,
         }
@@ -191,6 +191,65 @@ def test_gate_passes_on_the_cli_and_fails_on_baseline_and_disparity(
     }
     assert "neutral in length/words<=10 (ratio 0.50)" in review.markdown.replace("&lt;", "<")
     assert "**1 disparity flag(s)**" in review.markdown
+
+
+def _flag(family: str, slice_: str, label: str, ratio: float) -> dict[str, Any]:
+    return {
+        "family": family,
+        "slice": slice_,
+        "class": label,
+        "ratio": ratio,
+        "rate": 0.1,
+        "max_rate": 0.1 / ratio,
+        "max_slice": "other",
+        "label_ratio": 0.9,
+    }
+
+
+def test_disparity_gate_new_blocks_only_flags_the_base_does_not_have(
+    repo: Repo, real_outputs: dict[str, str]
+) -> None:
+    known, added = (
+        _flag("length", "words>20", "positive", 0.3),
+        _flag("has_url", "has_url", "neutral", 0.6),
+    )
+    params = params_yaml_from(real_outputs, fail_on_disparity="new")
+    base = edit_json(real_outputs["slices"], lambda s: s.update(flagged=[known]))
+    same = edit_json(real_outputs["slices"], lambda s: s.update(flagged=[known]))
+    _setup(
+        repo,
+        _files(real_outputs, params=params, slices=base),
+        _files(real_outputs, params=params, slices=same),
+    )
+    check = next(
+        c for c in build_review(repo.root, env={}).verdict.checks if c.name == "slice disparity"
+    )
+    assert check.passed and check.blocking and "flagged on main too" in check.detail
+
+    repo.write(
+        {"slices": edit_json(real_outputs["slices"], lambda s: s.update(flagged=[known, added]))}
+    )
+    verdict = build_review(repo.root, env={}).verdict
+    check = next(c for c in verdict.checks if c.name == "slice disparity")
+    assert not check.passed and check in verdict.failures
+    assert (
+        "1 flagged that main does not have: neutral in has_url/has_url (ratio 0.60)" in check.detail
+    )
+
+
+def test_disparity_gate_new_without_base_slices_is_a_warning(
+    repo: Repo, real_outputs: dict[str, str]
+) -> None:
+    params = params_yaml_from(real_outputs, fail_on_disparity="new")
+    flagged = edit_json(
+        real_outputs["slices"],
+        lambda s: s.update(flagged=[_flag("length", "words>20", "positive", 0.3)]),
+    )
+    _setup(repo, {"params": params}, _files(real_outputs, params=params, slices=flagged))
+    verdict = build_review(repo.root, env={}).verdict
+    check = next(c for c in verdict.checks if c.name == "slice disparity")
+    assert not check.passed and not check.blocking and check in verdict.warnings
+    assert "no slice metrics on main" in check.detail
 
 
 def test_export_parity_latency_and_size_budgets_are_enforced(

@@ -151,7 +151,9 @@ def disparity(
             best = max(rates, key=lambda name: rates[name])
             if rates[best] == 0.0:
                 continue  # the class is never predicted in this family: nothing to compare
-            best_label = max(label_rates.values())
+            # The same ratio for the true labels (against the same slice): how much of the
+            # prediction-rate gap the data itself has.
+            best_label = label_rates[best]
             entries = {}
             for name, rate in rates.items():
                 ratio = rate / rates[best]

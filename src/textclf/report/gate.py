@@ -208,33 +208,74 @@ def check_size(cfg: GateParams, new: Snapshot) -> Check | None:
     )
 
 
-def check_disparity(cfg: GateParams, new: Snapshot) -> Check:
-    """No slice is flagged by the four-fifths rule."""
+def _flag_key(flag: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(flag.get("family")), str(flag.get("class")), str(flag.get("slice")))
+
+
+def _describe(flags: list[dict[str, Any]], shown: int = 3) -> str:
+    text = "; ".join(
+        f"{f.get('class')} in {f.get('family')}/{f.get('slice')} "
+        f"(ratio {_num(f.get('ratio')) or 0.0:.2f})"
+        for f in flags[:shown]
+    )
+    return text + (f"; and {len(flags) - shown} more" if len(flags) > shown else "")
+
+
+def check_disparity(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
+    """Four-fifths flags of the slices stage, gated by ``fail_on_disparity``.
+
+    ``new`` (the default) blocks only flags the base branch does not have, so a pull request may
+    not add a disparity, while differences that real slices carry in their base rates (and the
+    base model had) are shown, not blocking; ``any`` blocks every flag; ``never`` blocks none.
+    """
     name = "slice disparity"
+    mode = cfg.fail_on_disparity
     report = new.json("slices")
     if report is None:
-        return Check(name, False, unavailable(new, "slices"), blocking=cfg.fail_on_disparity)
+        return Check(name, False, unavailable(new, "slices"), blocking=mode != "never")
     flagged = report.get("flagged") or []
     if not flagged:
         return Check(
             name,
             True,
             "no slice flagged by the four-fifths rule",
-            blocking=cfg.fail_on_disparity,
+            blocking=mode != "never",
             value=0.0,
         )
-    shown = "; ".join(
-        f"{f.get('class')} in {f.get('family')}/{f.get('slice')} "
-        f"(ratio {_num(f.get('ratio')) or 0.0:.2f})"
-        for f in flagged[:3]
-    )
-    more = f"; and {len(flagged) - 3} more" if len(flagged) > 3 else ""
+    count = float(len(flagged))
+    if mode != "new":
+        return Check(
+            name,
+            False,
+            f"{len(flagged)} flagged: {_describe(flagged)}",
+            blocking=mode == "any",
+            value=count,
+        )
+    base_report = base.json("slices")
+    if base_report is None:
+        return Check(
+            name,
+            False,
+            f"{len(flagged)} flagged, no slice metrics on {base.label} to compare "
+            f"with (shown, not gated): {_describe(flagged)}",
+            blocking=False,
+            value=count,
+        )
+    known = {_flag_key(f) for f in base_report.get("flagged") or []}
+    added = [f for f in flagged if _flag_key(f) not in known]
+    if added:
+        return Check(
+            name,
+            False,
+            f"{len(added)} flagged that {base.label} does not have: {_describe(added)}",
+            value=float(len(added)),
+        )
     return Check(
         name,
-        False,
-        f"{len(flagged)} flagged: {shown}{more}",
-        blocking=cfg.fail_on_disparity,
-        value=float(len(flagged)),
+        True,
+        f"no new flag: the {len(flagged)} flagged are flagged on {base.label} too "
+        f"({_describe(flagged)})",
+        value=0.0,
     )
 
 
@@ -260,7 +301,7 @@ def evaluate_gate(cfg: GateParams, new: Snapshot, base: Snapshot) -> Verdict:
         check_parity(cfg, new),
         check_latency(cfg, new),
         check_size(cfg, new),
-        check_disparity(cfg, new),
+        check_disparity(cfg, new, base),
         check_drift(cfg, new),
     ]
     return Verdict([c for c in checks if c is not None], base.label, base.commit)
