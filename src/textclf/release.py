@@ -60,6 +60,9 @@ OVERLAYS: dict[str, str] = {
     "gpu": "deploy/overlays/production-gpu/kustomization.yaml",
 }
 TAG_OVERLAY = OVERLAYS["cpu"]
+#: Staging runs the same reviewed image: `release manifests` writes the tag there too (when the
+#: overlay exists), so one commit, and one revert, moves both environments.
+STAGING_OVERLAY = "deploy/overlays/staging/kustomization.yaml"
 REGISTRY_USER_ENV = "TEXTCLF_REGISTRY_USERNAME"
 REGISTRY_PASSWORD_ENV = "TEXTCLF_REGISTRY_PASSWORD"
 #: `dvc status` states of an output that is simply not in this checkout.
@@ -618,13 +621,18 @@ def compute(root: Path, rev: str | None = None, *, verify: bool = True) -> Relea
 def check(root: Path) -> str:
     """Raise unless dvc status is clean and the production overlay names the computed tag."""
     tag = compute(root).tag
-    named = committed_tag(root)
-    if named != tag:
-        raise ReleaseError(
-            f"{TAG_OVERLAY} names image tag {named!r}, but dvc.lock and the serving code give "
-            f"{tag!r}: run `make release-manifests` (`textclf release manifests`) and commit "
-            f"{TAG_OVERLAY} with the model change"
-        )
+    named = {TAG_OVERLAY: committed_tag(root)}
+    staging = root / STAGING_OVERLAY
+    if staging.is_file():
+        images = (yaml.safe_load(staging.read_text(encoding="utf-8")) or {}).get("images") or []
+        named[STAGING_OVERLAY] = str(images[0].get("newTag")) if len(images) == 1 else ""
+    for overlay, value in named.items():
+        if value != tag:
+            raise ReleaseError(
+                f"{overlay} names image tag {value!r}, but dvc.lock and the serving code give "
+                f"{tag!r}: run `make release-manifests` (`textclf release manifests`) and "
+                f"commit {overlay} with the model change"
+            )
     return tag
 
 
@@ -733,17 +741,21 @@ def image_cmd(
 
 @release_app.command("manifests")
 def manifests_cmd(root: RootOpt = Path(), no_status: NoStatusOpt = False) -> None:
-    """Write the computed tag into deploy/overlays/production (commit it with dvc.lock)."""
+    """Write the computed tag into the production and staging overlays (commit with dvc.lock)."""
     try:
         inputs = compute(root, verify=not no_status)
-        changed = set_overlay_tag(root / TAG_OVERLAY, inputs.tag)
+        overlays = [
+            o for o in (TAG_OVERLAY, STAGING_OVERLAY) if o == TAG_OVERLAY or (root / o).is_file()
+        ]
+        changed = {o: set_overlay_tag(root / o, inputs.tag) for o in overlays}
         _note_uncommitted(root, inputs)
     except ReleaseError as err:
         _fail(err)
-    if changed:
-        typer.echo(f"wrote newTag {inputs.tag} to {TAG_OVERLAY}: commit it")
-    else:
-        typer.echo(f"{TAG_OVERLAY} already names {inputs.tag}")
+    for overlay, wrote in changed.items():
+        if wrote:
+            typer.echo(f"wrote newTag {inputs.tag} to {overlay}: commit it")
+        else:
+            typer.echo(f"{overlay} already names {inputs.tag}")
 
 
 @release_app.command("check")

@@ -107,11 +107,12 @@ def test_every_container_uses_the_rewritten_image(overlay: str) -> None:
             assert container["image"].startswith(f"{repository}:")
 
 
-def test_staging_has_a_placeholder_tag() -> None:
-    """Staging names the same repository with its own tag."""
+def test_staging_runs_the_released_image() -> None:
+    """Staging names the same repository and tag as production (`textclf release manifests`)."""
     (entry,) = _kustomization("staging")["images"]
+    (production,) = _kustomization("production")["images"]
     assert entry["name"] == IMAGE_NAME and entry["newName"] == IMAGE_REPOSITORY
-    assert isinstance(entry["newTag"], str) and entry["newTag"]
+    assert entry["newTag"] == production["newTag"]
 
 
 # --------------------------------------------------------------------------- pod security

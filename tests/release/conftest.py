@@ -24,7 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = "deploy/overlays/production/kustomization.yaml"
 PRODUCTION_GPU = "deploy/overlays/production-gpu/kustomization.yaml"
 #: Files of the real repository the release code reads (copied as they are).
-COPIED = ("bentofile.yaml", "bentofile.gpu.yaml", "bento/setup.sh", PRODUCTION, PRODUCTION_GPU)
+STAGING = "deploy/overlays/staging/kustomization.yaml"
+COPIED = (
+    "bentofile.yaml",
+    "bentofile.gpu.yaml",
+    "bento/setup.sh",
+    PRODUCTION,
+    PRODUCTION_GPU,
+    STAGING,
+)
 
 #: A stand-in for the export and drift stages: the files bentofile.yaml includes, derived from
 #: params.yaml's `export.seed` (model A: seed 1, model B: seed 2).

@@ -11,15 +11,27 @@ import yaml
 from textclf.errors import ReleaseError
 from textclf.release import compute, lock_problems, set_overlay_tag
 
-from .conftest import PRODUCTION, commit_all, dvc, release
+from .conftest import PRODUCTION, STAGING, commit_all, dvc, release
 
 
-def overlay_tag(root: Path) -> str:
-    return yaml.safe_load((root / PRODUCTION).read_text())["images"][0]["newTag"]
+def overlay_tag(root: Path, overlay: str = PRODUCTION) -> str:
+    return yaml.safe_load((root / overlay).read_text())["images"][0]["newTag"]
+
+
+def test_staging_gets_the_same_tag_and_check_catches_a_stale_one(pipeline_repo: Path) -> None:
+    assert release(pipeline_repo, "manifests").exit_code == 0
+    tag = overlay_tag(pipeline_repo)
+    assert overlay_tag(pipeline_repo, STAGING) == tag
+    assert release(pipeline_repo, "check").exit_code == 0
+    staging = pipeline_repo / STAGING
+    staging.write_text(staging.read_text().replace(tag, "m-000000000000"))
+    stale = release(pipeline_repo, "check")
+    assert stale.exit_code == 2
+    assert STAGING in stale.stderr and "make release-manifests" in stale.stderr
 
 
 def test_manifests_rewrites_only_the_new_tag(lock_repo: Path) -> None:
-    before = (lock_repo / PRODUCTION).read_text()
+    before, old = (lock_repo / PRODUCTION).read_text(), overlay_tag(lock_repo)
     result = release(lock_repo, "manifests", "--no-status")
     assert result.exit_code == 0, result.output
     tag = compute(lock_repo, verify=False).tag
@@ -27,7 +39,7 @@ def test_manifests_rewrites_only_the_new_tag(lock_repo: Path) -> None:
     changed = [
         (a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b
     ]
-    assert changed == [('    newTag: "0000000000000"', f'    newTag: "{tag}"')]
+    assert old != tag and changed == [(f'    newTag: "{old}"', f'    newTag: "{tag}"')]
     assert after.endswith("\n") and len(after.splitlines()) == len(before.splitlines())
     assert overlay_tag(lock_repo) == tag
     again = release(lock_repo, "manifests", "--no-status")
@@ -75,10 +87,11 @@ def test_image_names_the_overlay_repositories(lock_repo: Path) -> None:
 
 
 def test_check_passes_after_manifests_and_fails_on_a_stale_tag(pipeline_repo: Path) -> None:
+    old = overlay_tag(pipeline_repo)  # this repo's tag: not the stand-in pipeline's
     failed = release(pipeline_repo, "check")
     assert failed.exit_code == 2
     assert "make release-manifests" in failed.stderr
-    assert "0000000000000" in failed.stderr
+    assert old in failed.stderr
     assert release(pipeline_repo, "manifests").exit_code == 0
     passed = release(pipeline_repo, "check")
     assert passed.exit_code == 0, passed.output
@@ -90,13 +103,14 @@ def test_check_passes_after_manifests_and_fails_on_a_stale_tag(pipeline_repo: Pa
 
 
 def test_a_modified_shipped_output_is_refused(pipeline_repo: Path) -> None:
+    old = overlay_tag(pipeline_repo)
     (pipeline_repo / "artifacts/onnx/model.onnx").write_text("hand-edited\n")
     for command in ("tag", "manifests", "check"):
         result = release(pipeline_repo, command)
         assert result.exit_code == 2, command
         assert "artifacts/onnx: modified" in result.stderr
         assert "dvc repro" in result.stderr and "dvc commit" in result.stderr
-    assert overlay_tag(pipeline_repo) == "0000000000000", "nothing written on failure"
+    assert overlay_tag(pipeline_repo) == old, "nothing written on failure"
 
 
 def test_a_changed_param_without_repro_is_refused(pipeline_repo: Path) -> None:
