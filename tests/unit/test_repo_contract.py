@@ -83,6 +83,22 @@ def test_data_dvc_tracks_the_data_directory() -> None:
     assert dvc["outs"][0]["md5"].endswith(".dir")
 
 
+def test_git_tracks_no_dvc_output() -> None:
+    """Data and DVC outputs live in the DVC cache: a committed copy would make `dvc commit` and
+    `dvc add` fail in every clone ("already tracked by SCM")."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "data", "artifacts"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert tracked == []
+    for path in ("data/tweets.csv", "artifacts/model/model.safetensors"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
+        assert ignored.returncode == 0, f"{path} is not ignored by git"
+
+
 def test_fresh_clone_data_step_matches_the_committed_data_dvc(tmp_path) -> None:
     """`textclf data` on a clone with no data and no cache reproduces data.dvc's hash exactly."""
     from textclf.data.bootstrap import data_state, ensure_data
