@@ -16,6 +16,7 @@ from textclf.errors import ArtifactError, ConfigError
 from textclf.inference import GRAPH_FILES, OnnxClassifier, model_version
 from textclf.paths import Paths
 from textclf.stages import export
+from textclf.stages.prepare import file_md5
 
 TEXTS = [
     "great",
@@ -72,6 +73,27 @@ def test_rows_come_back_in_input_order(exported: TinyExport) -> None:
     one_by_one = np.concatenate([onnx_model.logits([t]) for t in TEXTS])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
     assert onnx_model.predict_proba([]).shape == (0, len(onnx_model.labels))
+
+
+def test_the_same_model_exports_to_the_same_bytes_in_any_checkout(
+    exported: TinyExport, tmp_path: Path
+) -> None:
+    """No absolute paths or other per-run data in the graphs: their md5 in dvc.lock (and so the
+    release tag) depends on the model only."""
+    from textclf.models.predict import load_trained
+    from textclf.stages.export import export_onnx, quantize_int8
+
+    model, encoder = load_trained(exported.paths.model_dir)
+    digests = []
+    for checkout in ("a", "b/deeper"):
+        out = tmp_path / checkout
+        out.mkdir(parents=True)
+        fp32 = export_onnx(model, encoder, out / GRAPH_FILES["fp32"], exported.params.export.opset)
+        int8 = quantize_int8(fp32, out / GRAPH_FILES["int8"], exported.params.export)
+        graph = onnx.load(str(fp32), load_external_data=False).graph
+        assert not any(node.metadata_props for node in graph.node)
+        digests.append([file_md5(p) for p in (fp32, fp32.with_name(fp32.name + ".data"), int8)])
+    assert digests[0] == digests[1]
 
 
 def test_graph_signature(exported: TinyExport) -> None:

@@ -53,7 +53,22 @@ def export_onnx(model: Any, encoder: TextEncoder, target: Path, opset: int) -> P
         external_data=True,
         dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUT_NAMES},
     )
+    strip_debug_metadata(target)
     return target
+
+
+def strip_debug_metadata(graph_file: Path) -> None:
+    """Drop the exporter's per-node debug metadata (stack traces with this checkout's absolute
+    paths, FX node text) so the same model exports to the same bytes in any clone: the graph's
+    md5 in dvc.lock, and so the release tag, then depend on the model only."""
+    import onnx
+
+    model = onnx.load(str(graph_file), load_external_data=False)  # weights stay in .onnx.data
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    with io.atomic_path(graph_file) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def ffn_down_projections(graph_file: Path) -> list[str]:
