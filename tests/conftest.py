@@ -66,12 +66,17 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny")
 
 
+def make_toy_root(root: Path, backbone: Path, rows: int = 300) -> Path:
+    """Make ``root`` a working directory: data/toy.csv (``rows`` rows), the backbone at ./tiny."""
+    from textclf.testing import toy_frame
+
+    (root / "data").mkdir(parents=True)
+    toy_frame(rows).to_csv(root / "data" / "toy.csv", index=False)
+    (root / "tiny").symlink_to(backbone, target_is_directory=True)
+    return root
+
+
 @pytest.fixture
 def toy_root(tmp_path: Path, tiny_backbone: Path) -> Path:
     """A working directory with data/toy.csv (300 rows) and the tiny backbone at ./tiny."""
-    from textclf.testing import toy_frame
-
-    (tmp_path / "data").mkdir()
-    toy_frame(300).to_csv(tmp_path / "data" / "toy.csv", index=False)
-    (tmp_path / "tiny").symlink_to(tiny_backbone, target_is_directory=True)
-    return tmp_path
+    return make_toy_root(tmp_path, tiny_backbone)

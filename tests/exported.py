@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tiny_params
+from tests.conftest import make_toy_root, tiny_params
 from textclf.config import Params, parse_params
 from textclf.paths import Paths
 
@@ -53,12 +53,8 @@ def tiny_export(factory: pytest.TempPathFactory, backbone: Path) -> TinyExport:
     """Prepare, train, evaluate and export the toy corpus (once per session)."""
     if "tiny" not in _BUILT:
         from textclf.stages import evaluate, export, prepare, train
-        from textclf.testing import toy_frame
 
-        root = factory.mktemp("exported")
-        (root / "data").mkdir()
-        toy_frame(300).to_csv(root / "data" / "toy.csv", index=False)
-        (root / "tiny").symlink_to(backbone, target_is_directory=True)
+        root = make_toy_root(factory.mktemp("exported"), backbone)
         params, paths = export_params(), Paths(root)
         prepare.run(params, paths)
         train.run(params, paths, enable_progress_bar=False)

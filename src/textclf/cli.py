@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from textclf.console import fail, print_json
 from textclf.errors import TextclfError
 from textclf.release import release_app
 
@@ -24,11 +24,6 @@ ParamsOpt = Annotated[Path, typer.Option("--params", help="params file to read."
 RootOpt = Annotated[Path, typer.Option("--root", help="repository root (paths are under it).")]
 
 
-def _fail(err: TextclfError) -> None:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
 def _run_stage(module: Callable[..., Any], params_file: Path, root: Path, **kwargs: Any) -> Any:
     from textclf.config import load_params
     from textclf.paths import Paths
@@ -37,12 +32,11 @@ def _run_stage(module: Callable[..., Any], params_file: Path, root: Path, **kwar
         params = load_params(params_file if params_file.is_absolute() else root / params_file)
         return module(params, Paths(root), **kwargs)
     except TextclfError as err:
-        _fail(err)
+        fail(err)
 
 
 def _echo(payload: dict[str, Any], keys: list[str]) -> None:
-    shown = {k: payload[k] for k in keys if k in payload}
-    typer.echo(json.dumps(shown, indent=2, default=str))
+    print_json({k: payload[k] for k in keys if k in payload})
 
 
 @app.command()
@@ -56,7 +50,7 @@ def bootstrap(
     try:
         target, written = do_bootstrap(root, force=force)
     except TextclfError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"{'wrote' if written else 'already in place:'} {target}")
 
 
@@ -68,7 +62,7 @@ def data(root: RootOpt = Path()) -> None:
     try:
         how = ensure_data(root)
     except TextclfError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"data/ matches data.dvc ({how})")
 
 
@@ -100,15 +94,12 @@ def evaluate(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) ->
     from textclf.stages import evaluate as stage
 
     metrics = _run_stage(stage.run, params, root)
-    typer.echo(
-        json.dumps(
-            {
-                "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"],
-                "baseline_macro_f1": metrics["baseline"]["macro_f1"],
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "baseline_macro_f1": metrics["baseline"]["macro_f1"],
+        }
     )
 
 
@@ -118,21 +109,18 @@ def export(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> N
     from textclf.stages import export as stage
 
     metrics = _run_stage(stage.run, params, root)
-    typer.echo(
-        json.dumps(
-            {
-                "fp32_max_abs_logit_diff": metrics["fp32"]["max_abs_logit_diff"],
-                "int8_agreement": metrics["int8"]["agreement"],
-                "int8_macro_f1_drop": metrics["int8"]["macro_f1_drop"],
-                "size_mb": {k: metrics[k]["size_mb"] for k in ("torch", "fp32", "int8")},
-                "int8_speedup_vs_torch": {
-                    k: v["onnx_int8"]["speedup_vs_torch"]
-                    for k, v in metrics["latency"].items()
-                    if k != "threads"
-                },
+    print_json(
+        {
+            "fp32_max_abs_logit_diff": metrics["fp32"]["max_abs_logit_diff"],
+            "int8_agreement": metrics["int8"]["agreement"],
+            "int8_macro_f1_drop": metrics["int8"]["macro_f1_drop"],
+            "size_mb": {k: metrics[k]["size_mb"] for k in ("torch", "fp32", "int8")},
+            "int8_speedup_vs_torch": {
+                k: v["onnx_int8"]["speedup_vs_torch"]
+                for k, v in metrics["latency"].items()
+                if k != "threads"
             },
-            indent=2,
-        )
+        }
     )
 
 
@@ -227,7 +215,7 @@ def bench(
             log=lambda line: typer.echo(line, err=True),
         )
     except TextclfError as err:
-        _fail(err)
+        fail(err)
     typer.echo(results["markdown"])
 
 
@@ -237,18 +225,15 @@ def explain(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> 
     from textclf.stages import explain as stage
 
     summary = _run_stage(stage.run, params, root)
-    typer.echo(
-        json.dumps(
-            {
-                "seconds": summary["seconds"],
-                "sample_size": summary["sample_size"],
-                "top_tokens": {
-                    label: [t["token"] for t in r["top_positive"][:8]]
-                    for label, r in summary["classes"].items()
-                },
+    print_json(
+        {
+            "seconds": summary["seconds"],
+            "sample_size": summary["sample_size"],
+            "top_tokens": {
+                label: [t["token"] for t in r["top_positive"][:8]]
+                for label, r in summary["classes"].items()
             },
-            indent=2,
-        )
+        }
     )
 
 
@@ -258,18 +243,15 @@ def slices(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> N
     from textclf.stages import slices as stage
 
     report = _run_stage(stage.run, params, root)
-    typer.echo(
-        json.dumps(
-            {
-                "unscored": report["unscored"],
-                "n_flagged": report["n_flagged"],
-                "flagged": [
-                    f"{f['class']} in {f['family']}/{f['slice']}: ratio {f['ratio']:.2f}"
-                    for f in report["flagged"]
-                ],
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "unscored": report["unscored"],
+            "n_flagged": report["n_flagged"],
+            "flagged": [
+                f"{f['class']} in {f['family']}/{f['slice']}: ratio {f['ratio']:.2f}"
+                for f in report["flagged"]
+            ],
+        }
     )
 
 
@@ -328,8 +310,8 @@ def drift_check(
         cfg = load_params(params).drift if params is not None else None
         summary = check(traffic_dir, reference or default_reference(), cfg, out)
     except TextclfError as err:
-        _fail(err)
-    typer.echo(json.dumps(summary, indent=2, default=str))
+        fail(err)
+    print_json(summary)
     raise typer.Exit(code=1 if summary["drift_detected"] else 0)
 
 
@@ -395,7 +377,7 @@ def report(
         target = out if out.is_absolute() else root / out
         write_review(review, target, Paths(root).gate_verdict)
     except TextclfError as err:
-        _fail(err)
+        fail(err)
     cut = "" if review.rows_per_table is None else f"; tables cut to {review.rows_per_table} rows"
     typer.echo(
         f"wrote {target} ({len(review.markdown):,} characters{cut}); gate "
@@ -425,7 +407,7 @@ def gate(
         verdict = evaluate_gate(cfg, new, old)
         io.write_json(Paths(root).gate_verdict, verdict.to_json())
     except TextclfError as err:
-        _fail(err)
+        fail(err)
     _print_verdict(verdict)
     raise typer.Exit(code=0 if verdict.passed else 1)
 
@@ -446,7 +428,7 @@ def summary(root: RootOpt = Path()) -> None:
         for p in (paths.metrics, paths.export_metrics, paths.drift_summary, paths.slices_metrics)
     )
     if not ev:
-        _fail(TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`)."))
+        fail(TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`)."))
     lines = [
         f"test macro-F1 {ev['macro_f1']:.4f} (TF-IDF + LR baseline "
         f"{ev['baseline']['macro_f1']:.4f}), accuracy {ev['accuracy']:.4f}, "
@@ -502,9 +484,9 @@ def check_params(
     try:
         loaded = load_params(params)
         if not quiet:
-            typer.echo(json.dumps(loaded.model_dump(), indent=2))
+            print_json(loaded.model_dump())
     except TextclfError as err:
-        _fail(err)
+        fail(err)
 
 
 app.add_typer(release_app, name="release")

@@ -46,6 +46,7 @@ from typing import Annotated, Any, Literal
 import typer
 import yaml
 
+from textclf.console import fail
 from textclf.errors import ReleaseError
 
 TAG_PREFIX = "m-"
@@ -661,14 +662,9 @@ VariantOpt = Annotated[
 ]
 
 
-def _fail(err: ReleaseError) -> None:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
 def _variant(value: str) -> Variant:
     if value not in BENTOFILES:
-        _fail(ReleaseError(f"--variant {value!r}: choose one of {', '.join(BENTOFILES)}"))
+        fail(ReleaseError(f"--variant {value!r}: choose one of {', '.join(BENTOFILES)}"))
     return "gpu" if value == "gpu" else "cpu"
 
 
@@ -709,7 +705,7 @@ def tag_cmd(
         if rev is None:
             _note_uncommitted(root, inputs)
     except ReleaseError as err:
-        _fail(err)
+        fail(err)
     if explain:
         typer.echo(inputs.manifest(), nl=False)
     typer.echo(inputs.tag)
@@ -721,7 +717,7 @@ def outputs_cmd(root: RootOpt = Path()) -> None:
     try:
         inputs = compute(root, verify=False)
     except ReleaseError as err:
-        _fail(err)
+        fail(err)
     typer.echo("\n".join(sorted(inputs.outs)))
 
 
@@ -735,7 +731,7 @@ def image_cmd(
         repository = image_repository(root, kind)
         tag = compute(root, verify=not no_status).tag
     except ReleaseError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"{repository}:{tag}")
 
 
@@ -750,7 +746,7 @@ def manifests_cmd(root: RootOpt = Path(), no_status: NoStatusOpt = False) -> Non
         changed = {o: set_overlay_tag(root / o, inputs.tag) for o in overlays}
         _note_uncommitted(root, inputs)
     except ReleaseError as err:
-        _fail(err)
+        fail(err)
     for overlay, wrote in changed.items():
         if wrote:
             typer.echo(f"wrote newTag {inputs.tag} to {overlay}: commit it")
@@ -760,11 +756,11 @@ def manifests_cmd(root: RootOpt = Path(), no_status: NoStatusOpt = False) -> Non
 
 @release_app.command("check")
 def check_cmd(root: RootOpt = Path()) -> None:
-    """Fail (exit 2) unless outputs match dvc.lock and production names the computed tag."""
+    """Fail (exit 2) unless outputs match dvc.lock and both overlays name the computed tag."""
     try:
         tag = check(root)
     except ReleaseError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"release {tag}: dvc status clean, {TAG_OVERLAY} names it")
 
 
@@ -793,6 +789,6 @@ def exists_cmd(
             password=os.environ.get(REGISTRY_PASSWORD_ENV),
         )
     except ReleaseError as err:
-        _fail(err)
+        fail(err)
     typer.echo(f"{image}: {'exists, nothing to build' if found else 'missing, build it'}")
     raise typer.Exit(code=0 if found else 1)

@@ -60,36 +60,37 @@ def declared_outputs(dvc_yaml: Path) -> list[str]:
     return paths
 
 
+def make_project_repo(
+    factory: pytest.TempPathFactory, backbone: Path, epochs: int
+) -> tuple[Path, dict[str, Any]]:
+    """A git + DVC copy of this project on branch main: toy data (tracked by `dvc add`), the
+    shipped params with tiny overrides, a local DVC remote, all committed (DVCLive needs a HEAD).
+    Returns the root and the params written."""
+    from textclf.testing import toy_frame
+
+    root = copy_repo(factory.mktemp("repo"))
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = _merge(
+        shipped, tiny_params(model={"backbone": str(backbone)}, train={"epochs": epochs})
+    )
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "data").mkdir()
+    toy_frame(240).to_csv(root / "data" / "toy.csv", index=False)
+    _run(["git", "init", "-q", "-b", "main"], root)
+    _run(["git", "config", "user.email", "t@example.com"], root)
+    _run(["git", "config", "user.name", "t"], root)
+    remote = str(factory.mktemp("remote"))
+    _run(["dvc", "remote", "add", "--local", "-f", "-d", "local", remote], root)
+    _run(["dvc", "add", "-q", "data"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "project, data and tiny params"], root)
+    return root, params
+
+
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
     """A git + DVC repo holding this project, toy data and tiny params, after one `dvc repro`."""
-    from textclf.testing import toy_frame
-
-    root = copy_repo(tmp_path_factory.mktemp("repo"))
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    tiny = tiny_params(model={"backbone": str(tiny_backbone)}, train={"epochs": 3})
-    (root / "params.yaml").write_text(yaml.safe_dump(_merge(shipped, tiny), sort_keys=False))
-    (root / "data").mkdir()
-    toy_frame(240).to_csv(root / "data" / "toy.csv", index=False)
-    _run(["git", "init", "-q"], root)
-    _run(["git", "config", "user.email", "t@example.com"], root)
-    _run(["git", "config", "user.name", "t"], root)
-    _run(
-        [
-            "dvc",
-            "remote",
-            "add",
-            "--local",
-            "-f",
-            "-d",
-            "local",
-            str(tmp_path_factory.mktemp("remote")),
-        ],
-        root,
-    )
-    _run(["dvc", "add", "-q", "data"], root)
-    _run(["git", "add", "-A"], root)
-    _run(["git", "commit", "-qm", "tiny pipeline"], root)
+    root, _ = make_project_repo(tmp_path_factory, tiny_backbone, epochs=3)
     first = _run(["dvc", "repro"], root)
     (root / "first_repro.log").write_text(first.stdout + first.stderr)
     return root

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import tiny_params
+from tests.conftest import make_toy_root, tiny_params
 from textclf import io
 from textclf.config import parse_params
 from textclf.data.text import META_FILE, TOKENIZER_FILE, ModelMeta
@@ -20,12 +20,10 @@ from textclf.stages import evaluate, prepare, train
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
     """Prepare, train and evaluate the toy corpus once for this module."""
-    from textclf.testing import toy_frame
+    return _train_from_scratch(make_toy_root(tmp_path_factory.mktemp("trained"), tiny_backbone))
 
-    root = tmp_path_factory.mktemp("trained")
-    (root / "data").mkdir()
-    toy_frame(300).to_csv(root / "data" / "toy.csv", index=False)
-    (root / "tiny").symlink_to(tiny_backbone, target_is_directory=True)
+
+def _train_from_scratch(root: Path) -> Path:
     params = parse_params(tiny_params())
     prepare.run(params, Paths(root))
     train.run(params, Paths(root), enable_progress_bar=False)
@@ -78,15 +76,7 @@ def test_evaluate_writes_metrics_baseline_and_plots(trained: Path) -> None:
 
 def test_same_params_same_metrics(trained: Path, tmp_path: Path, tiny_backbone: Path) -> None:
     """Reproducible on CPU: a second run from scratch gives identical metrics."""
-    from textclf.testing import toy_frame
-
-    (tmp_path / "data").mkdir()
-    toy_frame(300).to_csv(tmp_path / "data" / "toy.csv", index=False)
-    (tmp_path / "tiny").symlink_to(tiny_backbone, target_is_directory=True)
-    params = parse_params(tiny_params())
-    prepare.run(params, Paths(tmp_path))
-    train.run(params, Paths(tmp_path), enable_progress_bar=False)
-    evaluate.run(params, Paths(tmp_path))
+    _train_from_scratch(make_toy_root(tmp_path, tiny_backbone))
     first, second = io.read_json(Paths(trained).metrics), io.read_json(Paths(tmp_path).metrics)
     assert first["macro_f1"] == second["macro_f1"]
     assert first["log_loss"] == pytest.approx(second["log_loss"], abs=1e-6)

@@ -10,29 +10,21 @@ from tests.exported import TinyExport, exported
 
 __all__ = ["exported"]
 
-Trained = TinyExport
-
 
 @pytest.fixture(scope="session")
-def trained(exported: TinyExport) -> TinyExport:
-    """The tiny model: prepared, trained, evaluated and exported to ONNX."""
-    return exported
-
-
-@pytest.fixture(scope="session")
-def onnx_model(trained: TinyExport) -> Any:
+def onnx_model(exported: TinyExport) -> Any:
     """The exported fp32 graph, loaded once."""
     from textclf.inference import OnnxClassifier
 
-    return OnnxClassifier(trained.paths.onnx_dir, "fp32", threads=1)
+    return OnnxClassifier(exported.onnx_dir, "fp32", threads=1)
 
 
 @pytest.fixture(scope="session")
-def stage_outputs(trained: TinyExport) -> dict[str, Any]:
-    """Run explain, slices and drift once on the trained root; their return values by stage."""
+def stage_outputs(exported: TinyExport) -> dict[str, Any]:
+    """Run explain, slices and drift once on the exported root; their return values by stage."""
     from textclf.stages import drift, explain, slices
 
     return {
-        stage.__name__.rsplit(".", 1)[-1]: stage.run(trained.params, trained.paths)
+        stage.__name__.rsplit(".", 1)[-1]: stage.run(exported.params, exported.paths)
         for stage in (explain, slices, drift)
     }

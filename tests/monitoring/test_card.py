@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.monitoring.conftest import Trained
+from tests.exported import TinyExport
 from textclf import io
 from textclf.errors import ArtifactError
 from textclf.paths import Paths
@@ -16,10 +16,10 @@ from textclf.stages import card
 
 
 def test_card_carries_the_numbers_of_the_files_it_was_built_from(
-    trained: Trained, stage_outputs: dict[str, Any]
+    exported: TinyExport, stage_outputs: dict[str, Any]
 ) -> None:
-    paths = trained.paths
-    result = card.run(trained.params, paths)
+    paths = exported.paths
+    result = card.run(exported.params, paths)
     text = paths.model_card.read_text(encoding="utf-8")
     assert result["path"] == str(paths.model_card) and result["lines"] == text.count("\n")
 
@@ -57,19 +57,21 @@ def test_card_carries_the_numbers_of_the_files_it_was_built_from(
 
 
 def test_card_marks_missing_optional_reports_and_names_the_stage(
-    trained: Trained, tmp_path: Path
+    exported: TinyExport, tmp_path: Path
 ) -> None:
     paths = Paths(tmp_path)
-    for src in (trained.paths.metrics, trained.paths.data_summary):
-        target = tmp_path / src.relative_to(trained.root)
+    for src in (exported.paths.metrics, exported.paths.data_summary):
+        target = tmp_path / src.relative_to(exported.root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, target)
-    text = card.render_card(trained.params, paths)
+    text = card.render_card(exported.params, paths)
     for stage in ("explain", "slices", "export", "drift"):
         assert f"`dvc repro {stage}`" in text
 
 
-def test_card_without_metrics_is_an_error_naming_the_fix(trained: Trained, tmp_path: Path) -> None:
+def test_card_without_metrics_is_an_error_naming_the_fix(
+    exported: TinyExport, tmp_path: Path
+) -> None:
     with pytest.raises(ArtifactError, match="dvc repro evaluate"):
-        card.run(trained.params, Paths(tmp_path))
+        card.run(exported.params, Paths(tmp_path))
     assert not Paths(tmp_path).model_card.exists()

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from tests.monitoring.conftest import Trained
+from tests.exported import TinyExport
 from textclf import io
 from textclf.cli import app
 from textclf.config import DriftParams
@@ -109,9 +109,9 @@ def test_unknown_critical_column_is_a_config_error(onnx_model: Any, same_halves:
 
 
 def test_drift_stage_writes_verdict_html_and_reference_profile(
-    trained: Trained, stage_outputs: dict[str, Any], onnx_model: Any
+    exported: TinyExport, stage_outputs: dict[str, Any], onnx_model: Any
 ) -> None:
-    paths = trained.paths
+    paths = exported.paths
     summary = io.read_json(paths.drift_summary)
     assert summary == json.loads(json.dumps(stage_outputs["drift"]))
     assert isinstance(summary["drift_detected"], bool)
@@ -126,7 +126,7 @@ def test_drift_stage_writes_verdict_html_and_reference_profile(
     assert {"row", "text", "label", "prediction", "confidence", "prob_positive"} <= set(frame)
     assert meta["model_version"] == onnx_model.version
     assert meta["labels"] == onnx_model.labels
-    assert DriftParams.model_validate(meta["params"]) == trained.params.drift
+    assert DriftParams.model_validate(meta["params"]) == exported.params.drift
 
 
 # --- drift-check ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.monitoring.conftest import Trained
+from tests.exported import TinyExport
 from textclf import io
 from textclf.shap_text import explain, token_importance, word_tokenizer
 
@@ -55,18 +55,18 @@ def test_token_importance_finds_the_words_a_keyword_model_uses() -> None:
 
 
 def test_explain_stage_writes_json_markdown_and_html(
-    trained: Trained, stage_outputs: dict[str, Any]
+    exported: TinyExport, stage_outputs: dict[str, Any]
 ) -> None:
-    paths = trained.paths
+    paths = exported.paths
     summary = io.read_json(paths.explain_summary)
     assert summary == stage_outputs["explain"]
-    assert summary["sample_size"] == trained.params.explain.sample_size
+    assert summary["sample_size"] == exported.params.explain.sample_size
     assert summary["model"]["variant"] == "fp32" and len(summary["model"]["version"]) == 12
     assert set(summary["classes"]) == set(CUES)
     for ranking in summary["classes"].values():
-        assert 0 < len(ranking["top_tokens"]) <= trained.params.explain.top_k
+        assert 0 < len(ranking["top_tokens"]) <= exported.params.explain.top_k
         assert all(
-            t["count"] >= trained.params.explain.min_token_count for t in ranking["top_tokens"]
+            t["count"] >= exported.params.explain.min_token_count for t in ranking["top_tokens"]
         )
         scores = [t["mean_abs_shap"] for t in ranking["top_tokens"]]
         assert scores == sorted(scores, reverse=True)
@@ -109,7 +109,7 @@ def test_explain_top_tokens_are_the_cue_words_the_model_learned(
         assert ranking["top_tokens"][0]["token"] in every_cue, (label, ranking["top_tokens"])
 
 
-def test_explain_refuses_a_model_for_other_labels(trained: Trained, tmp_path: Any) -> None:
+def test_explain_refuses_a_model_for_other_labels(exported: TinyExport, tmp_path: Any) -> None:
     import shutil
 
     from textclf.errors import ArtifactError
@@ -117,8 +117,8 @@ def test_explain_refuses_a_model_for_other_labels(trained: Trained, tmp_path: An
     from textclf.stages import explain as stage
 
     paths = Paths(tmp_path)
-    shutil.copytree(trained.paths.prepared_dir, paths.prepared_dir)
-    shutil.copytree(trained.paths.onnx_dir, paths.onnx_dir)
+    shutil.copytree(exported.paths.prepared_dir, paths.prepared_dir)
+    shutil.copytree(exported.paths.onnx_dir, paths.onnx_dir)
     io.write_json(paths.labels_file, {"labels": ["a", "b", "c"]})
     with pytest.raises(ArtifactError, match="dvc repro export"):
-        stage.run(trained.params, paths)
+        stage.run(exported.params, paths)

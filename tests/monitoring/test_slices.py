@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.monitoring.conftest import Trained
+from tests.exported import TinyExport
 from textclf import io
 from textclf.config import SlicesParams
 from textclf.monitoring.slices import (
@@ -152,9 +152,9 @@ def test_slices_under_min_support_are_listed_not_scored() -> None:
 
 
 def test_slices_stage_scores_the_test_predictions(
-    trained: Trained, stage_outputs: dict[str, Any]
+    exported: TinyExport, stage_outputs: dict[str, Any]
 ) -> None:
-    paths = trained.paths
+    paths = exported.paths
     report = io.read_json(paths.slices_metrics)
     assert report == stage_outputs["slices"]
     predictions = pd.read_parquet(paths.predictions)
@@ -162,7 +162,7 @@ def test_slices_stage_scores_the_test_predictions(
     assert report["overall"]["accuracy"] == pytest.approx(
         float((predictions["label"] == predictions["prediction"]).mean())
     )
-    assert set(report["slices"]) == set(trained.params.slices.families)
+    assert set(report["slices"]) == set(exported.params.slices.families)
     for members in report["slices"].values():  # each family partitions the test split
         assert sum(s["support"] for s in members.values()) == len(predictions)
     # Toy texts carry no URL: that slice is empty, so unscored.

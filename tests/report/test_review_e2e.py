@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_params
-from tests.e2e.test_pipeline import _merge, _run, copy_repo
+from tests.e2e.test_pipeline import _run, make_project_repo
 
 pytestmark = pytest.mark.slow
 
@@ -28,24 +27,7 @@ def _headline(report: str, label: str) -> list[str]:
 def test_report_against_main_shows_the_real_deltas_of_a_param_change(
     tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path
 ) -> None:
-    from textclf.testing import toy_frame
-
-    root = copy_repo(tmp_path_factory.mktemp("review"))
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = _merge(
-        shipped, tiny_params(model={"backbone": str(tiny_backbone)}, train={"epochs": 2})
-    )
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "data").mkdir()
-    toy_frame(240).to_csv(root / "data" / "toy.csv", index=False)
-    _run(["git", "init", "-q", "-b", "main"], root)
-    _run(["git", "config", "user.email", "t@example.com"], root)
-    _run(["git", "config", "user.name", "t"], root)
-    remote = tmp_path_factory.mktemp("remote")
-    _run(["dvc", "remote", "add", "--local", "-f", "-d", "local", str(remote)], root)
-    _run(["dvc", "add", "-q", "data"], root)
-    _run(["git", "add", "-A"], root)
-    _run(["git", "commit", "-qm", "project, data and tiny params"], root)  # DVCLive needs a HEAD
+    root, params = make_project_repo(tmp_path_factory, tiny_backbone, epochs=2)
 
     # The baseline: reproduce and commit dvc.lock and the metric files on main.
     _run(["dvc", "repro"], root)

@@ -172,7 +172,7 @@ def test_the_built_bento_serves_its_own_model_and_params(
         resp = httpx.post(
             f"{server.url}/predict", json={"texts": ["I love this phone"]}, timeout=60
         )
-        assert resp.status_code == 200, resp.text + server.log_tail()
+        assert resp.status_code == 200, resp.text + server.log()
         # int8 (the params default) from the bento's artifacts/onnx.
         assert resp.json()[0]["model_version"] == model_version(exported.onnx_dir, "int8")
         too_many = httpx.post(

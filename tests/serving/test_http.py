@@ -22,7 +22,8 @@ import yaml
 
 from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
-from tests.serving.live import Server, serving
+from tests.serving.live import serving
+from textclf.bench.server import BentoServer
 from textclf.inference import OnnxClassifier
 from textclf.testing import toy_frame
 
@@ -43,7 +44,7 @@ def live_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(live_dir: Path, exported: TinyExport) -> Iterator[Server]:
+def server(live_dir: Path, exported: TinyExport) -> Iterator[BentoServer]:
     """``bentoml serve`` of the service module on the tiny export (fp32)."""
     env = {
         "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
@@ -61,11 +62,11 @@ def direct(exported: TinyExport) -> OnnxClassifier:
     return OnnxClassifier(exported.onnx_dir, "fp32", threads=1)
 
 
-def _post(server: Server, body: Any, **kwargs: Any) -> httpx.Response:
+def _post(server: BentoServer, body: Any, **kwargs: Any) -> httpx.Response:
     return httpx.post(f"{server.url}/predict", json=body, timeout=60, **kwargs)
 
 
-def test_predict_over_http(server: Server, direct: OnnxClassifier) -> None:
+def test_predict_over_http(server: BentoServer, direct: OnnxClassifier) -> None:
     texts = ["I love this phone", "the flight was delayed again"]
     resp = _post(server, {"texts": texts})
     assert resp.status_code == 200, resp.text
@@ -76,11 +77,11 @@ def test_predict_over_http(server: Server, direct: OnnxClassifier) -> None:
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
-def test_health_over_http(server: Server, path: str) -> None:
+def test_health_over_http(server: BentoServer, path: str) -> None:
     assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200
 
 
-def test_bad_requests_over_http_are_4xx(server: Server) -> None:
+def test_bad_requests_over_http_are_4xx(server: BentoServer) -> None:
     too_many = _post(server, {"texts": ["a"] * (SERVE["max_batch_size"] + 1)})
     assert too_many.status_code == 400
     assert "at most 8 are accepted per request. Fix:" in too_many.json()["detail"][0]["msg"]
@@ -104,7 +105,7 @@ def _samples(text: str, name: str) -> dict[str, float]:
     return out
 
 
-def test_metrics_over_http(server: Server) -> None:
+def test_metrics_over_http(server: BentoServer) -> None:
     assert _post(server, {"texts": ["metrics over http"]}).status_code == 200
     assert _post(server, {"texts": [""]}).status_code == 400
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
@@ -131,7 +132,7 @@ def _readme_commands() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
 
 
-def test_the_readme_curl_examples_work(server: Server) -> None:
+def test_the_readme_curl_examples_work(server: BentoServer) -> None:
     commands = _readme_commands()
     assert len(commands) >= 4, commands
     outputs = {}
@@ -155,7 +156,7 @@ def test_the_readme_curl_examples_work(server: Server) -> None:
     assert "textclf_predictions_total{" in metrics
 
 
-def test_schema_fuzz_finds_no_server_error(server: Server, live_dir: Path) -> None:
+def test_schema_fuzz_finds_no_server_error(server: BentoServer, live_dir: Path) -> None:
     """Schemathesis: examples, boundary/negative coverage and fuzzing of every operation."""
     report = live_dir / "schemathesis"
     result = subprocess.run(
@@ -196,7 +197,7 @@ def test_schema_fuzz_finds_no_server_error(server: Server, live_dir: Path) -> No
 
 
 def test_concurrent_load_loses_and_mixes_up_nothing(
-    server: Server, direct: OnnxClassifier, live_dir: Path
+    server: BentoServer, direct: OnnxClassifier, live_dir: Path
 ) -> None:
     """16 clients, 320 requests of 1-4 distinct texts: every response answers its own request."""
     pool = toy_frame(REQUESTS * 4, seed=7)["text"].tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -30,24 +32,29 @@ class BentoServer:
     """``bentoml serve`` in its own process group; a context manager that waits for /readyz.
 
     ``target`` is the service import string (served from this environment's ``textclf``) or the
-    path of a built bento. ``env`` is added to the current environment.
+    path of a built bento. ``env`` is added to the current environment, or is the whole
+    environment with ``inherit_env=False``. The server's output goes to ``log_file`` (a temporary
+    file by default); :meth:`log` reads it, also after :meth:`stop`.
     """
 
     def __init__(
         self,
         target: str = SERVICE,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         ready_timeout: float = 120.0,
+        log_file: Path | None = None,
+        inherit_env: bool = True,
     ) -> None:
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
         self.cwd = cwd
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: log() reads it after stop)
+        # Kept open: log() reads it after stop.
+        self._log = log_file.open("w+b") if log_file else tempfile.TemporaryFile()  # noqa: SIM115
 
     def __enter__(self) -> BentoServer:
         self.start()
@@ -107,15 +114,17 @@ class BentoServer:
         )
 
     def stop(self) -> None:
-        """SIGTERM the server's process group, then SIGKILL it if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGTERM the server's process group, then SIGKILL whatever is left of it (workers
+        can outlive the arbiter)."""
+        if self.proc is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        self.proc.wait(timeout=10)
 
     def log(self, tail: int = 8000) -> str:
         """The server's combined stdout/stderr so far (last ``tail`` characters)."""

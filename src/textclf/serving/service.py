@@ -52,7 +52,7 @@ class TextClassifier:
     """Transformer text classifier served from its ONNX export."""
 
     def __init__(self) -> None:
-        settings = load_settings()
+        settings = SETTINGS  # resolved once, at import: the request limits above come from it
         self.settings = settings
         self.model: OnnxClassifier | None = None
         model = OnnxClassifier(
