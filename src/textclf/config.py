@@ -451,18 +451,22 @@ class ExportParams(_Section):
         return value
 
 
-class AdaptiveBatchingParams(_Section):
-    """BentoML adaptive batching: requests merged into one model call."""
+class BatchingParams(_Section):
+    """Request batching: each model call merges the requests that queued while the last ran."""
 
-    max_batch_size: int = Field(
-        64, ge=2, le=4096, description="most texts per merged model call (>= 2, BentoML's minimum)"
+    max_texts: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="most texts merged into one model call (whole requests only: a larger "
+        "request runs alone)",
     )
-    max_latency_ms: int = Field(
+    max_queue_ms: int = Field(
         1000,
         ge=10,
         le=600_000,
-        description="a request waiting longer than this in the batching "
-        "queue is answered 503 (load shedding), in ms",
+        description="a request that waited longer than this for the model is answered 503 "
+        "(load shedding), in ms",
     )
 
 
@@ -503,10 +507,26 @@ class ServeParams(_Section):
         le=4096,
         description="texts per ONNX Runtime call inside a merged batch (length-sorted)",
     )
-    threads: int = Field(
-        0, ge=0, description="ONNX Runtime intra-op threads; 0 keeps its default (one per core)"
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="service worker processes, each with its own model session and batcher "
+        "(1..64); on CPU, one per core the pod may use",
     )
-    adaptive_batching: AdaptiveBatchingParams = AdaptiveBatchingParams()
+    parallel_calls: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="model calls a worker runs at once, each on its own thread (1..64)",
+    )
+    threads: int = Field(
+        1,
+        ge=0,
+        description="ONNX Runtime intra-op threads per model call; 0 keeps its default (one per "
+        "core of the node, not of the pod's CPU limit)",
+    )
+    batching: BatchingParams = BatchingParams()
     traffic_log: TrafficLogParams = TrafficLogParams()
 
 

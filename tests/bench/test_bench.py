@@ -140,8 +140,10 @@ def test_quick_suite_runs_every_benchmark(bench_root: Path, exported: TinyExport
         assert not s["errors"] and s["texts"] == level["requests"] and d["texts_per_s"] > 0
         assert s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"]
         _close(level["throughput_ratio"], s["texts_per_s"], d["texts_per_s"])
+        assert level["round_ratios"] == [level["throughput_ratio"]]  # quick: one round
     memory = serving["memory"]
-    assert memory["processes"] >= 1 and 0 < memory["rss_after_load_mb"] <= memory["peak_rss_mb"]
+    assert memory["processes"] == 1 + serving["workers"]  # the server and its workers
+    assert 0 < memory["rss_after_load_mb"] <= memory["peak_rss_mb"]
     assert "service" in results["markdown"] and "sum of VmHWM" in results["markdown"]
     # the temp root is no DVC repository: the no-op repro is skipped, with the reason
     assert results["pipeline"]["noop_repro"]["skipped"].startswith("`dvc status` failed")

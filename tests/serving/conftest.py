@@ -26,7 +26,7 @@ SERVE = {
     "max_text_chars": 200,
     "threads": 1,
     "inference_batch_size": 4,
-    "adaptive_batching": {"max_batch_size": 16, "max_latency_ms": 20000},
+    "batching": {"max_texts": 16, "max_queue_ms": 20000},
     "traffic_log": {"max_bytes": 4096, "backups": 2},
 }
 

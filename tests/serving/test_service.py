@@ -16,6 +16,7 @@ import pytest
 from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
 from textclf.inference import OnnxClassifier
+from textclf.serving.batching import Batcher, OverloadedError
 from textclf.serving.schemas import EXAMPLE
 
 MAX_TEXTS, MAX_CHARS = SERVE["max_batch_size"], SERVE["max_text_chars"]
@@ -139,6 +140,21 @@ def test_a_body_without_content_type_is_read_as_json(client: Any) -> None:
     resp = client.post("/predict", content=b'{"texts": ["no header"]}')
     assert resp.status_code == 200, resp.text
     assert len(resp.json()) == 1
+
+
+def test_an_overloaded_service_answers_503_with_the_fix(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request shed by the batcher (queued past serve.batching.max_queue_ms) is a 503."""
+
+    async def shed(self: Batcher[Any], texts: list[str]) -> list[Any]:
+        raise OverloadedError("the service is overloaded: ... Fix: retry with backoff")
+
+    monkeypatch.setattr(Batcher, "submit", shed)
+    resp = _predict(client, {"texts": ["too late"]})
+    assert resp.status_code == 503, resp.text
+    assert resp.json() == {"error": "the service is overloaded: ... Fix: retry with backoff"}
+    assert resp.headers["retry-after"] == "1"
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])

@@ -25,7 +25,23 @@ def _params(tmp_path: Path, serve: object) -> Path:
 def test_repo_params_have_a_valid_serve_section() -> None:
     params = read_serve_params(REPO / PARAMS_FILE)
     assert params.variant in ("int8", "fp32")
-    assert params.adaptive_batching.max_batch_size >= 2
+    assert params.batching.max_texts >= params.max_batch_size  # a full request fits one call
+
+
+def test_service_threads_fit_the_pods_cpu_limit() -> None:
+    """``workers x parallel_calls x threads`` stays within the CPU limit the rollout gives the
+    pod: more threads than cores make ONNX Runtime's parallel ops wait for descheduled threads
+    (and ``threads: 0`` would mean one per core of the node, not of the pod)."""
+    params = read_serve_params(REPO / PARAMS_FILE)
+    rollout = yaml.safe_load((REPO / "deploy/base/rollout.yaml").read_text("utf-8"))
+    (container,) = [
+        c for c in rollout["spec"]["template"]["spec"]["containers"] if c["name"] == "textclf"
+    ]
+    cpu = str(container["resources"]["limits"]["cpu"])
+    limit = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    assert params.threads >= 1
+    used = params.workers * params.parallel_calls * params.threads
+    assert used <= limit, (params.workers, params.parallel_calls, params.threads, cpu)
 
 
 def test_environment_overrides_params(tmp_path: Path) -> None:
@@ -56,7 +72,9 @@ def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) 
     ("serve", "env", "fragments"),
     [
         ({"max_batch_size": 0}, {}, ["serve.max_batch_size = 0", "Fix:"]),
-        ({"adaptive_batching": {"max_batch_size": 1}}, {}, ["adaptive_batching.max_batch_size"]),
+        ({"batching": {"max_queue_ms": 1}}, {}, ["batching.max_queue_ms = 1", "Fix:"]),
+        ({"workers": 0}, {}, ["serve.workers = 0", "Fix:"]),
+        ({"parallel_calls": 0}, {}, ["serve.parallel_calls = 0", "Fix:"]),
         ({"varient": "int8"}, {}, ["unknown key", "did you mean 'variant'"]),
         ({"variant": "int4"}, {}, ["serve.variant", "int8"]),
         ({}, {"TEXTCLF_ONNX_VARIANT": "int4"}, ["TEXTCLF_ONNX_VARIANT='int4'", "Fix:"]),

@@ -1,7 +1,7 @@
 """The BentoML service (a real ``bentoml serve`` on 127.0.0.1) vs direct OnnxClassifier calls.
 
 At concurrency ``c`` the service gets ``c`` clients, each sending one-text ``/predict`` requests
-back to back; adaptive batching merges them. The direct baseline classifies the same texts in
+back to back; the service's batcher merges them. The direct baseline classifies the same texts in
 process, ``c`` at a time (the batch the service could form at best), so the ratio is the cost of
 HTTP, validation, batching and JSON. Client and server share this machine's cores.
 Bounded: a fixed number of requests per level and a time cap; figures are printed, never asserted.
@@ -13,46 +13,54 @@ read from /proc when it is idle after start-up and again after the last load lev
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from textclf.bench.server import BentoServer
 from textclf.bench.system import tree_memory
 from textclf.latency import format_ratio, ratio, summarize
 
 LEVELS = (1, 8, 16, 32)
+ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
 
 
 async def _load(
     url: str, texts: list[str], concurrency: int, requests: int, time_cap_s: float
 ) -> dict[str, Any]:
-    """``requests`` one-text requests from ``concurrency`` clients; latencies and errors."""
+    """``requests`` one-text requests from ``concurrency`` clients; latencies and errors.
+
+    The client is aiohttp (keep-alive, one connection per client): it costs about 0.35 ms of
+    CPU per request here, against 1.7-2.7 ms for httpx, and client and server share the cores.
+    """
     latencies: list[float] = []
     errors: dict[str, int] = {}
     queue: asyncio.Queue[str] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(texts[i % len(texts)])
     deadline = time.perf_counter() + time_cap_s
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60.0)
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
 
         async def worker() -> None:
             while not queue.empty() and time.perf_counter() < deadline:
                 text = queue.get_nowait()
                 started = time.perf_counter()
                 try:
-                    resp = await client.post("/predict", json={"texts": [text]})
+                    async with client.post("/predict", json={"texts": [text]}) as resp:
+                        body = await resp.read()
                     key = (
                         None
-                        if resp.status_code == 200 and len(resp.json()) == 1
-                        else str(resp.status_code)
+                        if resp.status == 200 and len(json.loads(body)) == 1
+                        else str(resp.status)
                     )
-                except httpx.HTTPError as err:
+                except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                     key = type(err).__name__
                 if key is None:
                     latencies.append(time.perf_counter() - started)
@@ -126,29 +134,47 @@ def run(
     }
     settings = load_settings({**os.environ, **server_env})
     batch_size = settings.params.inference_batch_size
-    clf = OnnxClassifier(model_dir, variant, threads=settings.params.threads)  # type: ignore[arg-type]
+    # The reference is one loop over the whole machine: ONNX Runtime's default threads (one per
+    # core), whatever the service's per-worker ``serve.threads`` is.
+    clf = OnnxClassifier(model_dir, variant, threads=0)  # type: ignore[arg-type]
     results: dict[str, Any] = {
         "variant": variant,
         "params_file": settings.params_file,
         "inference_batch_size": batch_size,
-        "adaptive_batching": settings.params.adaptive_batching.model_dump(),
+        "workers": settings.params.workers,
+        "threads_per_worker": settings.params.threads,
+        "batching": settings.params.batching.model_dump(),
         "levels": {},
     }
+    rounds = 1 if quick else ROUNDS
+    runs: dict[int, list[dict[str, Any]]] = {c: [] for c in levels}
     with BentoServer(env=server_env) as server:
         idle = tree_memory(server.pid)
         load_test(server.url, texts, 2, 10 if quick else 40)  # warm-up: connections, dispatcher
-        for c in levels:
-            n = per_level(c)
-            service = load_test(server.url, texts, c, n, time_cap_s=30 if quick else 120)
-            direct = _direct(clf, texts, c, n, batch_size)
-            results["levels"][str(c)] = {
-                "requests": n,
-                "service": service,
-                "direct": direct,
-                "throughput_ratio": ratio(service["texts_per_s"], direct["texts_per_s"]),
-                "p95_ratio": ratio(service["p95_ms"], direct["p95_ms"]),
-            }
+        # Service and direct alternate, level by level, round by round: a slow spell on this
+        # shared machine then hits both sides of a ratio, and the median round is reported.
+        for _ in range(rounds):
+            for c in levels:
+                n = per_level(c)
+                service = load_test(server.url, texts, c, n, time_cap_s=30 if quick else 120)
+                direct = _direct(clf, texts, c, n, batch_size)
+                runs[c].append(
+                    {
+                        "requests": n,
+                        "service": service,
+                        "direct": direct,
+                        "throughput_ratio": ratio(service["texts_per_s"], direct["texts_per_s"]),
+                        "p95_ratio": ratio(service["p95_ms"], direct["p95_ms"]),
+                    }
+                )
         loaded = tree_memory(server.pid)
+    for c, rows in runs.items():
+        ordered = sorted(rows, key=lambda row: row["throughput_ratio"] or 0.0)
+        median = ordered[(len(ordered) - 1) // 2]
+        results["levels"][str(c)] = {
+            **median,
+            "round_ratios": [row["throughput_ratio"] for row in rows],
+        }
     results["memory"] = {
         "idle_rss_mb": idle["rss_mb"],
         "rss_after_load_mb": loaded["rss_mb"],
@@ -161,18 +187,21 @@ def run(
 
 def markdown(results: dict[str, Any]) -> str:
     """A Markdown table of :func:`run`'s results (its memory is in the suite's memory table)."""
-    batching = results["adaptive_batching"]
+    batching = results["batching"]
     lines = [
         f"### Service vs direct ONNX Runtime ({results['variant']}, one text per request)",
         "",
-        f"`bentoml serve` on 127.0.0.1 with adaptive batching (up to "
-        f"{batching['max_batch_size']} texts, {batching['max_latency_ms']} ms); direct = "
-        "`OnnxClassifier.predict_proba` in process on the same texts, `concurrency` texts "
-        "per call. Client and server share the machine.",
+        f"`bentoml serve` on 127.0.0.1: {results['workers']} worker(s) x "
+        f"{results['threads_per_worker'] or 'default'} ONNX Runtime thread(s), request "
+        f"batching (up to {batching['max_texts']} texts per call, shed after "
+        f"{batching['max_queue_ms']} ms); "
+        "direct = `OnnxClassifier.predict_proba` in one process with ONNX Runtime's default "
+        "threads (one per core) on the same texts, `concurrency` texts per call. Client "
+        "(aiohttp) and server share the machine.",
         "",
         "| concurrency | requests | service texts/s | direct texts/s | service vs direct | "
-        "service p50/p95/p99 ms | direct p50/p95/p99 ms | errors |",
-        "|---:|---:|---:|---:|---:|---|---|---|",
+        "service p50/p95/p99 ms | direct p50/p95/p99 ms | errors | every round |",
+        "|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for c, row in results["levels"].items():
         s, d = row["service"], row["direct"]
@@ -180,6 +209,6 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {c} | {row['requests']} | {s['texts_per_s']:.1f} | {d['texts_per_s']:.1f} | "
             f"{format_ratio(row['throughput_ratio'])} | {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/"
             f"{s['p99_ms']:.1f} | {d['p50_ms']:.1f}/{d['p95_ms']:.1f}/{d['p99_ms']:.1f} | "
-            f"{s['errors'] or 0} |"
+            f"{s['errors'] or 0} | {' '.join(format_ratio(r) for r in row['round_ratios'])} |"
         )
     return "\n".join(lines)

@@ -1,9 +1,11 @@
-"""The BentoML service: ONNX Runtime inference with adaptive batching, validation, traffic log.
+"""The BentoML service: ONNX Runtime inference with request batching, validation, traffic log.
 
-``POST /predict`` takes ``{"texts": [...]}`` and returns one prediction per text. The API is
-batchable: BentoML merges concurrent requests into one model call (``serve.adaptive_batching``)
-and splits the results back. BentoML also serves ``/healthz``, ``/livez``, ``/readyz`` (ready once
-the model is loaded and warmed up: ``__is_ready__``) and Prometheus ``/metrics``.
+``POST /predict`` takes ``{"texts": [...]}`` and returns one prediction per text. Concurrent
+requests are merged into one model call by :class:`textclf.serving.batching.Batcher`
+(``serve.batching``): a call takes every request that queued while the previous one ran, and an
+idle service runs a request at once. BentoML serves ``/healthz``, ``/livez``, ``/readyz`` (ready
+once the model is loaded and warmed up: ``__is_ready__``) and Prometheus ``/metrics``.
+``serve.workers`` processes each load the model and batch their own requests.
 
 Configuration (read when this module is imported; see :mod:`textclf.serving.settings`):
 ``TEXTCLF_MODEL_DIR``, ``TEXTCLF_ONNX_VARIANT``, ``TEXTCLF_TRAFFIC_DIR``, ``TEXTCLF_PARAMS``, and
@@ -17,8 +19,10 @@ import logging
 from typing import Any, cast
 
 import bentoml
+from starlette.responses import JSONResponse
 
 from textclf.inference import OnnxClassifier
+from textclf.serving.batching import Batcher, BatchStats, OverloadedError
 from textclf.serving.middleware import JsonOnly
 from textclf.serving.schemas import Prediction, request_model
 from textclf.serving.settings import ServeSettings, load_settings
@@ -29,6 +33,7 @@ logger = logging.getLogger("textclf.serving")
 SETTINGS: ServeSettings = load_settings()
 _LIMITS = SETTINGS.params
 PredictRequest = request_model(_LIMITS.max_batch_size, _LIMITS.max_text_chars)
+RETRY_AFTER_S = 1  # Retry-After of a 503 from load shedding
 
 
 @functools.cache
@@ -44,10 +49,37 @@ def _metrics() -> dict[str, Any]:
             name="textclf_traffic_log_errors",
             documentation="batches whose traffic records could not be written",
         ),
+        "batch_texts": bentoml.metrics.Histogram(
+            name="textclf_batch_texts",
+            documentation="texts per model call (requests merged by the batcher)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+        ),
+        "batch_requests": bentoml.metrics.Histogram(
+            name="textclf_batch_requests",
+            documentation="requests merged into one model call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        ),
+        "queue_seconds": bentoml.metrics.Histogram(
+            name="textclf_queue_seconds",
+            documentation="how long the oldest request of a model call waited for the model",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        ),
+        "shed": bentoml.metrics.Counter(
+            name="textclf_shed_requests",
+            documentation="requests answered 503 because they waited longer than "
+            "serve.batching.max_queue_ms",
+        ),
     }
 
 
-@bentoml.service(name="textclf", traffic={"timeout": 30})
+def _record_batch(stats: BatchStats) -> None:
+    metrics = _metrics()
+    metrics["batch_texts"].observe(stats.texts)
+    metrics["batch_requests"].observe(stats.requests)
+    metrics["queue_seconds"].observe(stats.queued_s)
+
+
+@bentoml.service(name="textclf", workers=_LIMITS.workers, traffic={"timeout": 30})
 class TextClassifier:
     """Transformer text classifier served from its ONNX export."""
 
@@ -70,6 +102,14 @@ class TextClassifier:
             if settings.traffic_dir
             else None
         )
+        self.batcher: Batcher[Prediction] = Batcher(
+            self._classify,
+            max_texts=settings.params.batching.max_texts,
+            max_queue_s=settings.params.batching.max_queue_ms / 1000,
+            parallel_calls=settings.params.parallel_calls,
+            on_batch=_record_batch,
+            on_shed=lambda _waited: _metrics()["shed"].inc(),
+        )
         self.model = model
         logger.info(
             "loaded %s (%s, version %s, providers %s); traffic log: %s",
@@ -80,18 +120,34 @@ class TextClassifier:
             self.traffic.path if self.traffic else "off",
         )
 
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        """After the server stopped taking requests: stop the batcher, close the traffic file."""
+        self.batcher.close()
+        if self.traffic is not None:
+            self.traffic.close()
+
     def __is_ready__(self) -> bool:
         """Ready once the model is loaded and warmed up."""
         return self.model is not None
 
-    @bentoml.api(
-        batchable=True,
-        input_spec=PredictRequest,
-        max_batch_size=_LIMITS.adaptive_batching.max_batch_size,
-        max_latency_ms=_LIMITS.adaptive_batching.max_latency_ms,
-    )
-    def predict(self, texts: list[str]) -> list[Prediction]:
+    @bentoml.api(input_spec=PredictRequest)
+    async def predict(self, texts: list[str]) -> list[Prediction]:
         """Classify texts: per text, the label, every label's probability and the model version."""
+        try:
+            return await self.batcher.submit(texts)
+        except OverloadedError as err:
+            # BentoML hides the message of a 5xx it raises itself; a returned Response is sent
+            # as is, so the client learns why and when to retry.
+            response: Any = JSONResponse(
+                {"error": str(err)},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+            return cast("list[Prediction]", response)
+
+    def _classify(self, texts: list[str]) -> list[Prediction]:
+        """One model call over the merged texts of a batch (on the batcher's thread)."""
         assert self.model is not None
         model = self.model
         probs = model.predict_proba(texts, self.settings.params.inference_batch_size)
