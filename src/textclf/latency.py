@@ -45,11 +45,18 @@ def time_calls(
         fn(batches[i % len(batches)])
     seconds: list[float] = []
     for _ in range(runs):
-        for batch in batches:
-            started = time.perf_counter()
-            fn(batch)
-            seconds.append(time.perf_counter() - started)
+        seconds += call_seconds(fn, batches)
     return summarize(seconds, texts=int(sum(sizes)) * runs)
+
+
+def call_seconds(fn: Callable[[B], Any], batches: Sequence[B]) -> list[float]:
+    """Wall-clock seconds of ``fn(batch)`` for each batch, in order."""
+    seconds = []
+    for batch in batches:
+        started = time.perf_counter()
+        fn(batch)
+        seconds.append(time.perf_counter() - started)
+    return seconds
 
 
 def padded_batches(

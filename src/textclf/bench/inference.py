@@ -9,13 +9,12 @@ Figures are printed, never asserted.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textclf.errors import ArtifactError
-from textclf.latency import format_ratio, ratio, summarize
+from textclf.latency import call_seconds, format_ratio, ratio, summarize
 
 BATCH_SIZES = (1, 32)
 ENGINES = ("torch", "onnx_fp32", "onnx_int8", "torch_cuda", "onnx_cuda")  # table order
@@ -55,20 +54,14 @@ def _time_alternating(
     Per engine: :func:`summarize` over all its calls, and each run's texts/s.
     """
     for fn in engines.values():
-        for i in range(warmup):
-            fn(chunks[i % len(chunks)])
+        call_seconds(fn, [chunks[i % len(chunks)] for i in range(warmup)])
     names = list(engines)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     per_run: dict[str, list[float]] = {name: [] for name in names}
     for r in range(runs):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            fn = engines[name]
-            calls = []
-            for chunk in chunks:
-                started = time.perf_counter()
-                fn(chunk)
-                calls.append(time.perf_counter() - started)
+            calls = call_seconds(engines[name], chunks)
             seconds[name] += calls
             per_run[name].append(round(sum(sizes) / max(sum(calls), 1e-9), 2))
     return {

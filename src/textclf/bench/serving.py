@@ -23,7 +23,7 @@ import aiohttp
 
 from textclf.bench.server import BentoServer
 from textclf.bench.system import tree_memory
-from textclf.latency import format_ratio, ratio, summarize
+from textclf.latency import format_ratio, ratio, summarize, time_calls
 
 LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
@@ -89,12 +89,9 @@ def _direct(
     """The same ``requests`` texts classified in process, ``concurrency`` per call."""
     stream = [texts[i % len(texts)] for i in range(requests)]
     chunks = [stream[i : i + concurrency] for i in range(0, len(stream), concurrency)]
-    seconds = []
-    for chunk in chunks:
-        started = time.perf_counter()
-        clf.predict_proba(chunk, batch_size)
-        seconds.append(time.perf_counter() - started)
-    return summarize(seconds, texts=len(stream))
+    return time_calls(
+        lambda chunk: clf.predict_proba(chunk, batch_size), chunks, [len(c) for c in chunks]
+    )
 
 
 def run(
