@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.helper
+import onnx.numpy_helper
+import onnxruntime as ort
 import pytest
 
 from tests.exported import TinyExport, export_params
@@ -14,9 +17,11 @@ from textclf import io
 from textclf.config import ExportParams, parse_params
 from textclf.errors import ArtifactError, ConfigError
 from textclf.inference import GRAPH_FILES, OnnxClassifier, model_version
+from textclf.latency import padded_batches
 from textclf.paths import Paths
 from textclf.stages import export
 from textclf.stages.prepare import file_md5
+from textclf.stages.train import read_split
 
 TEXTS = [
     "great",
@@ -63,6 +68,7 @@ def test_fp32_parity_with_torch(exported: TinyExport) -> None:
         assert np.abs(logits - reference).max() <= 1e-4
     assert exported.metrics["fp32"]["max_abs_logit_diff"] <= 1e-4
     assert exported.metrics["fp32"]["agreement"] == 1.0
+    assert model.config._attn_implementation == "sdpa"  # the export left torch's own attention
 
 
 def test_rows_come_back_in_input_order(exported: TinyExport) -> None:
@@ -89,7 +95,9 @@ def test_the_same_model_exports_to_the_same_bytes_in_any_checkout(
         out = tmp_path / checkout
         out.mkdir(parents=True)
         fp32 = export_onnx(model, encoder, out / GRAPH_FILES["fp32"], exported.params.export.opset)
-        int8 = quantize_int8(fp32, out / GRAPH_FILES["int8"], exported.params.export)
+        int8 = quantize_int8(
+            fp32, out / GRAPH_FILES["int8"], exported.params.export, _calibration(exported)
+        )
         graph = onnx.load(str(fp32), load_external_data=False).graph
         assert not any(node.metadata_props for node in graph.node)
         digests.append([file_md5(p) for p in (fp32, fp32.with_name(fp32.name + ".data"), int8)])
@@ -107,21 +115,133 @@ def test_graph_signature(exported: TinyExport) -> None:
         assert [o.name for o in graph.output] == ["logits"]
 
 
-def test_int8_quantises_every_projection_but_the_feed_forward_down_ones(
+def _calibration(exported: TinyExport) -> list[dict[str, np.ndarray]]:
+    from textclf.data.text import TextEncoder
+
+    texts = read_split(exported.paths, "train")["text"].astype(str).tolist()
+    return padded_batches(TextEncoder.from_dir(exported.onnx_dir), texts, 16)[0]
+
+
+LAYERS = 2  # the tiny BERT
+
+
+def _ops(graph_file: Path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(graph_file), load_external_data=False).graph.node]
+
+
+def test_int8_quantises_every_projection_after_smoothing_the_feed_forward_inputs(
     exported: TinyExport,
 ) -> None:
-    from textclf.stages.export import ffn_down_projections
+    assert exported.params.export.int8_smooth_alpha > 0
+    fp32, int8 = (exported.onnx_dir / GRAPH_FILES[v] for v in ("fp32", "int8"))
+    graph = onnx.load(str(int8), load_external_data=False).graph
+    # Q, K, V, attention output, FFN up and down per layer, then pooler and classifier
+    assert [n.op_type for n in graph.node].count("MatMulInteger") == 6 * LAYERS + 2
+    assert "MatMul" not in _ops(int8) or _ops(fp32).count("MatMul") > 6 * LAYERS  # attention
+    smooth = [n for n in graph.node if n.op_type == "Mul" and n.name.endswith(".smooth")]
+    assert len(smooth) == 2 * LAYERS  # one per FFN input: LayerNorm output, GELU output
+    assert not any(n.name.endswith(".smooth") for n in onnx.load(str(fp32)).graph.node)
 
+
+def test_int8_can_keep_the_feed_forward_down_projections_fp32(
+    exported: TinyExport, tmp_path: Path
+) -> None:
     fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
-    keep = ffn_down_projections(fp32)
-    layers = 2  # the tiny BERT: one down-projection per layer, nothing else narrows
-    assert len(keep) == layers
-    int8 = onnx.load(str(exported.onnx_dir / GRAPH_FILES["int8"]), load_external_data=False)
-    ops = [n.op_type for n in int8.graph.node]
-    # Q, K, V, attention output and FFN up-projection per layer, then pooler and classifier ...
-    assert ops.count("MatMulInteger") == 5 * layers + 2
-    kept = {n.name for n in int8.graph.node if n.op_type == "MatMul"}
-    assert set(keep) <= kept  # ... while the down-projections stay fp32
+    keep = export.ffn_down_projections(fp32)
+    assert len(keep) == LAYERS  # one down-projection per layer, nothing else narrows
+    cfg = export_params(int8_fp32_ffn_down=True).export
+    int8 = export.quantize_int8(fp32, tmp_path / "model.int8.onnx", cfg, _calibration(exported))
+    graph = onnx.load(str(int8), load_external_data=False).graph
+    assert [n.op_type for n in graph.node].count("MatMulInteger") == 5 * LAYERS + 2
+    assert set(keep) <= {n.name for n in graph.node if n.op_type == "MatMul"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx"]  # no temp files
+
+
+def test_int8_ignores_files_in_the_working_directory(
+    exported: TinyExport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnx.save checks a named weights file against the working directory: temporary graphs
+    let onnx name theirs, so leftovers where `textclf export` runs cannot fail it."""
+    monkeypatch.chdir(tmp_path)
+    for leftover in ("calibration.onnx.data", "model.onnx.data"):
+        (tmp_path / leftover).write_text("not ours")
+    out = tmp_path / "out"
+    out.mkdir()
+    fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
+    export.quantize_int8(
+        fp32, out / "model.int8.onnx", exported.params.export, _calibration(exported)
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["model.int8.onnx"]
+
+
+def test_smoothing_scales_shrink_outlier_channels_by_powers_of_two() -> None:
+    channel_max = np.array([1.0, 0.5, 1.0, 2.0, 16.0, 10.0, 0.0], dtype=np.float32)  # median 1
+    np.testing.assert_array_equal(
+        export.smoothing_scales(channel_max, 0.5), [1, 1, 1, 1, 4, 4, 1]
+    )  # 10 ** 0.5 = 3.2 -> 4
+    np.testing.assert_array_equal(export.smoothing_scales(channel_max, 1.0), [1, 1, 1, 2, 16, 8, 1])
+    np.testing.assert_array_equal(export.smoothing_scales(np.zeros(4), 0.5), np.ones(4))
+
+
+def test_smoothing_keeps_the_fp32_function(exported: TinyExport, tmp_path: Path) -> None:
+    fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
+    smoothed = tmp_path / "smoothed.onnx"
+    assert export.smooth_feed_forward(fp32, smoothed, _calibration(exported), 1.0) == 2 * LAYERS
+    scales = [
+        onnx.numpy_helper.to_array(init)
+        for init in onnx.load(str(smoothed)).graph.initializer
+        if init.name.endswith(".smooth_inverse")
+    ]
+    assert len(scales) == 2 * LAYERS and any((s < 1).any() for s in scales)  # something shrank
+    batch = OnnxClassifier(exported.onnx_dir, "fp32", threads=1).encoder(TEXTS)
+    before, after = (
+        ort.InferenceSession(str(g), providers=["CPUExecutionProvider"]).run(None, batch)[0]
+        for g in (fp32, smoothed)
+    )
+    np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def _run_to(graph_file: Path, tensor: str, batch: dict[str, np.ndarray]) -> np.ndarray:
+    """The value of ``tensor`` inside the graph for ``batch``."""
+    model = onnx.load(str(graph_file))
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
+    )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run([tensor], batch)[0])
+
+
+def test_smoothing_rescues_int8_from_an_outlier_channel(
+    exported: TinyExport, tmp_path: Path
+) -> None:
+    """One feed-forward channel 1024x louder (and its output weight 1024x quieter): with one
+    int8 scale per activation tensor the other channels round to nothing, and the layer's output
+    is lost; smoothing moves the range into the weight row and keeps them."""
+    import torch
+
+    from textclf.models.predict import load_trained
+
+    model, encoder = load_trained(exported.paths.model_dir)
+    with torch.no_grad():
+        for layer in model.bert.encoder.layer:
+            layer.intermediate.dense.weight[0] *= 1024
+            layer.intermediate.dense.bias[0] *= 1024
+            layer.output.dense.weight[:, 0] /= 1024
+    fp32 = export.export_onnx(model, encoder, tmp_path / "model.onnx", exported.params.export.opset)
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    down = export.ffn_down_projections(fp32)[0]
+    (output,) = (n.output[0] for n in graph.node if n.name == down)
+    batch = encoder(TEXTS)
+    expected = _run_to(fp32, output, batch)
+    errors = {}
+    for alpha in (0.0, 0.5):
+        cfg = export_params(int8_smooth_alpha=alpha).export
+        int8 = export.quantize_int8(
+            fp32, tmp_path / f"int8-{alpha}.onnx", cfg, _calibration(exported)
+        )
+        got = _run_to(int8, output, batch)
+        errors[alpha] = float(np.linalg.norm(got - expected) / np.linalg.norm(expected))
+    assert errors[0.5] < 0.1 < errors[0.0], errors  # relative error of the layer's output
 
 
 def _copy_project(exported: TinyExport, root: Path) -> Paths:
@@ -164,6 +284,8 @@ def test_missing_model_is_named(exported: TinyExport, tmp_path: Path) -> None:
         ({"max_abs_logit_diff": 0}, "export.max_abs_logit_diff"),
         ({"int8_min_agreement": 1.5}, "export.int8_min_agreement"),
         ({"opset": 11}, "export.opset"),
+        ({"int8_smooth_alpha": 1.5}, "export.int8_smooth_alpha"),
+        ({"int8_calibration_size": 0}, "export.int8_calibration_size"),
     ],
 )
 def test_bad_export_params_name_the_key(section: dict[str, object], fragment: str) -> None:
