@@ -6,7 +6,7 @@ Shared by the export stage and the benchmarks so both report latency the same wa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,22 +31,37 @@ def summarize(seconds: Sequence[float], texts: int) -> dict[str, float]:
     }
 
 
-def time_calls(
-    fn: Callable[[B], Any],
+def time_engines(
+    engines: Mapping[str, Callable[[B], Any]],
     batches: Sequence[B],
     sizes: Sequence[int],
     runs: int = 1,
     warmup: int = 0,
-) -> dict[str, float]:
-    """Call ``fn`` on every batch, ``runs`` times, after ``warmup`` untimed calls; summarize."""
+) -> dict[str, dict[str, Any]]:
+    """Call every engine on every batch, ``runs`` passes, after ``warmup`` untimed calls each.
+
+    The engines take turns pass by pass (in a rotated order), so a slow spell on a shared
+    machine hits all of them rather than one. Per engine: :func:`summarize` over all its calls,
+    and each pass's texts/s (``runs_texts_per_s``).
+    """
     if not batches:
         raise ValueError("nothing to time: no batches")
-    for i in range(warmup):
-        fn(batches[i % len(batches)])
-    seconds: list[float] = []
-    for _ in range(runs):
-        seconds += call_seconds(fn, batches)
-    return summarize(seconds, texts=int(sum(sizes)) * runs)
+    for fn in engines.values():
+        call_seconds(fn, [batches[i % len(batches)] for i in range(warmup)])
+    names = list(engines)
+    texts = int(sum(sizes))
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    per_run: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(runs):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            calls = call_seconds(engines[name], batches)
+            seconds[name] += calls
+            per_run[name].append(round(texts / max(sum(calls), 1e-9), 2))
+    return {
+        name: {**summarize(seconds[name], texts=texts * runs), "runs_texts_per_s": per_run[name]}
+        for name in names
+    }
 
 
 def call_seconds(fn: Callable[[B], Any], batches: Sequence[B]) -> list[float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf.errors import ArtifactError
-from textclf.latency import call_seconds, format_ratio, ratio, summarize
+from textclf.latency import format_ratio, ratio, time_engines
 
 BATCH_SIZES = (1, 32)
 ENGINES = ("torch", "onnx_fp32", "onnx_int8", "torch_cuda", "onnx_cuda")  # table order
@@ -41,38 +41,6 @@ def _sorted_chunks(texts: list[str], encoder: Any, batch_size: int) -> list[list
     return [[texts[i] for i in b] for b in length_sorted_batches(lengths, batch_size)]
 
 
-def _time_alternating(
-    engines: dict[str, Callable[[list[str]], Any]],
-    chunks: list[list[str]],
-    sizes: list[int],
-    runs: int,
-    warmup: int,
-) -> dict[str, dict[str, Any]]:
-    """Every engine classifies every chunk once per run, engines taking turns run by run (in a
-    rotated order), so a slow spell on a shared machine hits all of them rather than one.
-
-    Per engine: :func:`summarize` over all its calls, and each run's texts/s.
-    """
-    for fn in engines.values():
-        call_seconds(fn, [chunks[i % len(chunks)] for i in range(warmup)])
-    names = list(engines)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    per_run: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(runs):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            calls = call_seconds(engines[name], chunks)
-            seconds[name] += calls
-            per_run[name].append(round(sum(sizes) / max(sum(calls), 1e-9), 2))
-    return {
-        name: {
-            **summarize(seconds[name], texts=sum(sizes) * runs),
-            "runs_texts_per_s": per_run[name],
-        }
-        for name in names
-    }
-
-
 def _compare(
     engines: dict[str, Callable[[list[str]], Any]],
     reference: str,
@@ -86,7 +54,7 @@ def _compare(
     for bs in BATCH_SIZES:
         chunks = _sorted_chunks(texts, encoder, bs)
         sizes = [len(c) for c in chunks]
-        timed = _time_alternating(engines, chunks, sizes, runs, warmup)
+        timed = time_engines(engines, chunks, sizes, runs, warmup)
         base = timed[reference]["texts_per_s"]
         for row in timed.values():
             row["throughput_vs_reference"] = ratio(row["texts_per_s"], base)

@@ -23,7 +23,7 @@ import aiohttp
 
 from textclf.bench.server import BentoServer
 from textclf.bench.system import tree_memory
-from textclf.latency import format_ratio, ratio, summarize, time_calls
+from textclf.latency import format_ratio, ratio, summarize, time_engines
 
 LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
@@ -89,9 +89,8 @@ def _direct(
     """The same ``requests`` texts classified in process, ``concurrency`` per call."""
     stream = [texts[i % len(texts)] for i in range(requests)]
     chunks = [stream[i : i + concurrency] for i in range(0, len(stream), concurrency)]
-    return time_calls(
-        lambda chunk: clf.predict_proba(chunk, batch_size), chunks, [len(c) for c in chunks]
-    )
+    engine = {"direct": lambda chunk: clf.predict_proba(chunk, batch_size)}
+    return time_engines(engine, chunks, [len(c) for c in chunks])["direct"]
 
 
 def run(

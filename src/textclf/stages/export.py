@@ -20,7 +20,7 @@ from textclf.data.load import LABEL, TEXT
 from textclf.data.text import META_FILE, TOKENIZER_FILE, TextEncoder
 from textclf.errors import ArtifactError
 from textclf.inference import GRAPH_FILES, INPUT_NAMES, OUTPUT_NAME, OnnxClassifier
-from textclf.latency import padded_batches, ratio, time_calls
+from textclf.latency import padded_batches, ratio, time_engines
 from textclf.paths import Paths
 from textclf.stages.train import read_labels, read_split
 
@@ -288,10 +288,7 @@ def measure_latency(
     result: dict[str, Any] = {}
     for bs in cfg.latency_batch_sizes:
         batches, sizes = padded_batches(encoder, texts, bs)
-        timed: dict[str, dict[str, Any]] = {
-            name: time_calls(fn, batches, sizes, cfg.latency_runs, cfg.latency_warmup)
-            for name, fn in calls.items()
-        }
+        timed = time_engines(calls, batches, sizes, cfg.latency_runs, cfg.latency_warmup)
         base = timed["torch"]["texts_per_s"]
         for row in timed.values():
             row["speedup_vs_torch"] = ratio(row["texts_per_s"], base)
@@ -351,14 +348,16 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             f"{encoder.meta.labels}, but prepare wrote {labels}. Fix: dvc repro."
         )
     texts = test[TEXT].astype(str).tolist()
-    train_texts = read_split(paths, "train")[TEXT].astype(str)
-    calibration, _ = padded_batches(
-        encoder,
-        train_texts.sample(
-            n=min(cfg.int8_calibration_size, len(train_texts)), random_state=cfg.seed
-        ).tolist(),
-        cfg.batch_size,
-    )
+    calibration = None
+    if cfg.int8_smooth_alpha > 0:
+        train_texts = read_split(paths, "train")[TEXT].astype(str)
+        calibration, _ = padded_batches(
+            encoder,
+            train_texts.sample(
+                n=min(cfg.int8_calibration_size, len(train_texts)), random_state=cfg.seed
+            ).tolist(),
+            cfg.batch_size,
+        )
     y_true = test[LABEL].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     threads_before = torch.get_num_threads()
     if cfg.threads:
