@@ -538,6 +538,12 @@ class ServeParams(_Section):
         description="ONNX Runtime intra-op threads per model call; 0 keeps its default (one per "
         "core of the node, not of the pod's CPU limit)",
     )
+    trace_requests: bool = Field(
+        False,
+        description="wrap each request in an OpenTelemetry span (BentoML's tracing). BentoML "
+        "makes the span even when no exporter is configured; false skips it (about half of "
+        "the service's own CPU per request); set true with a tracing exporter",
+    )
     batching: BatchingParams = BatchingParams()
     traffic_log: TrafficLogParams = TrafficLogParams()
 

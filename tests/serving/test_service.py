@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
@@ -202,6 +203,47 @@ def test_a_missing_model_stops_startup(serve_env: dict[str, str], tmp_path: Path
     assert result.returncode == 3, result.stdout + result.stderr[-3000:]
     assert "nothing-here lacks" in result.stdout
     assert "not an ONNX export. Fix:" in result.stdout
+
+
+TRACED = """
+import json, sys
+from starlette.testclient import TestClient
+from textclf.serving.service import TextClassifier
+with TestClient(TextClassifier.to_asgi()) as client:
+    resp = client.post("/predict", json={"texts": ["traced?"]})
+    print(json.dumps({"status": resp.status_code, "request_id": resp.headers.get(sys.argv[1])}))
+"""
+REQUEST_ID = "X-BentoML-Request-ID"  # BentoML's header: the id of the request's span
+
+
+def test_requests_get_a_span_only_with_trace_requests(
+    client: Any, serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    untraced = _predict(client, {"texts": ["untraced"]})
+    assert untraced.status_code == 200
+    assert REQUEST_ID not in untraced.headers  # serve.trace_requests: false (the default)
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"serve": {**SERVE, "trace_requests": True}}), "utf-8")
+    env = {
+        **os.environ,
+        **serve_env,
+        "TEXTCLF_PARAMS": str(params),
+        "TEXTCLF_TRAFFIC_DIR": "",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", TRACED, REQUEST_ID],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    traced = json.loads(result.stdout.strip().splitlines()[-1])
+    assert traced["status"] == 200
+    assert traced["request_id"] and int(traced["request_id"], 16) != 0
 
 
 def test_metrics_count_requests_by_endpoint_and_status(client: Any) -> None:

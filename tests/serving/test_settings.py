@@ -77,6 +77,7 @@ def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) 
         ({"parallel_calls": 0}, {}, ["serve.parallel_calls = 0", "Fix:"]),
         ({"varient": "int8"}, {}, ["unknown key", "did you mean 'variant'"]),
         ({"variant": "int4"}, {}, ["serve.variant", "int8"]),
+        ({"trace_requests": "sometimes"}, {}, ["serve.trace_requests", "Fix:"]),
         ({}, {"TEXTCLF_ONNX_VARIANT": "int4"}, ["TEXTCLF_ONNX_VARIANT='int4'", "Fix:"]),
         ("fp32", {}, ["'serve' must be a mapping"]),
     ],
