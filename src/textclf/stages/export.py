@@ -131,20 +131,26 @@ def save_with_side_file(model: Any, path: Path) -> Path:
     return path
 
 
-def activation_maxima(
-    model: Any, tensors: list[str], batches: list[dict[str, np.ndarray]], workdir: Path
-) -> dict[str, np.ndarray]:
-    """Per-channel max |value| of each of ``tensors`` (last axis) over the real tokens (attention
-    mask 1) of ``batches``, from running ``model`` (fp32, weights loaded) in ONNX Runtime."""
+def with_outputs(model: Any, tensors: list[str]) -> Any:
+    """A copy of ``model`` that also returns the float tensors ``tensors`` (intermediates)."""
     import onnx
-    import onnxruntime as ort
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     probe.graph.output.extend(
         onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in tensors
     )
-    path = save_with_side_file(probe, workdir / "calibration.onnx")
+    return probe
+
+
+def activation_maxima(
+    model: Any, tensors: list[str], batches: list[dict[str, np.ndarray]], workdir: Path
+) -> dict[str, np.ndarray]:
+    """Per-channel max |value| of each of ``tensors`` (last axis) over the real tokens (attention
+    mask 1) of ``batches``, from running ``model`` (fp32, weights loaded) in ONNX Runtime."""
+    import onnxruntime as ort
+
+    path = save_with_side_file(with_outputs(model, tensors), workdir / "calibration.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     maxima: dict[str, np.ndarray] = {}
     for batch in batches:
