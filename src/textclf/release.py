@@ -47,6 +47,7 @@ import typer
 import yaml
 
 from textclf.console import fail
+from textclf.dvcverify import verify_cmd
 from textclf.errors import ReleaseError
 
 TAG_PREFIX = "m-"
@@ -65,7 +66,7 @@ TAG_OVERLAY = OVERLAYS["cpu"]
 #: overlay exists), so one commit, and one revert, moves both environments.
 STAGING_OVERLAY = "deploy/overlays/staging/kustomization.yaml"
 REGISTRY_USER_ENV = "TEXTCLF_REGISTRY_USERNAME"
-REGISTRY_PASSWORD_ENV = "TEXTCLF_REGISTRY_PASSWORD"
+REGISTRY_PASSWORD_ENV = "TEXTCLF_REGISTRY_PASSWORD"  # pragma: allowlist secret
 #: `dvc status` states of an output that is simply not in this checkout.
 ABSENT = frozenset({"deleted", "not in cache"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -418,28 +419,33 @@ _NEW_TAG = re.compile(
 )
 
 
-def overlay_images(root: Path, variant: Variant) -> list[dict[str, Any]]:
-    """The ``images:`` entries of a variant's overlay."""
-    path = root / OVERLAYS[variant]
-    if not path.is_file():
-        raise ReleaseError(f"{path} not found: the deploy overlays name the released image")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return list(doc.get("images") or [])
+def overlay_images(root: Path, variant: Variant, rev: str | None = None) -> list[dict[str, Any]]:
+    """The ``images:`` entries of a variant's overlay (working tree, or commit ``rev``)."""
+    tree = Tree(root, rev)
+    doc = _load_yaml(tree, OVERLAYS[variant], "the deploy overlays name the released image")
+    return list((doc or {}).get("images") or [])
 
 
-def committed_tag(root: Path) -> str:
+def overlay_tag(root: Path, overlay: str, rev: str | None = None) -> str | None:
+    """The one ``newTag`` an overlay names (None when it has not exactly one images entry)."""
+    doc = _load_yaml(Tree(root, rev), overlay, "the deploy overlays name the released image")
+    images = (doc or {}).get("images") or []
+    return str(images[0].get("newTag")) if len(images) == 1 and "newTag" in images[0] else None
+
+
+def committed_tag(root: Path, rev: str | None = None) -> str:
     """The ``newTag`` the production overlay names."""
-    images = overlay_images(root, "cpu")
-    if len(images) != 1 or "newTag" not in images[0]:
+    tag = overlay_tag(root, TAG_OVERLAY, rev)
+    if tag is None:
         raise ReleaseError(
             f"{TAG_OVERLAY} must have exactly one `images:` entry with a `newTag` (the release tag)"
         )
-    return str(images[0]["newTag"])
+    return tag
 
 
-def image_repository(root: Path, variant: Variant) -> str:
+def image_repository(root: Path, variant: Variant, rev: str | None = None) -> str:
     """The registry repository of a variant: production's ``newName``, renamed by production-gpu."""
-    images = overlay_images(root, "cpu")
+    images = overlay_images(root, "cpu", rev)
     if len(images) != 1 or not images[0].get("newName"):
         raise ReleaseError(
             f"{TAG_OVERLAY} must have exactly one `images:` entry with a "
@@ -447,7 +453,7 @@ def image_repository(root: Path, variant: Variant) -> str:
         )
     repository = str(images[0]["newName"])
     if variant == "gpu":
-        renames = [e for e in overlay_images(root, "gpu") if e.get("name") == repository]
+        renames = [e for e in overlay_images(root, "gpu", rev) if e.get("name") == repository]
         if len(renames) != 1 or not renames[0].get("newName"):
             raise ReleaseError(
                 f"{OVERLAYS['gpu']} must rename {repository} to the GPU image with one "
@@ -619,14 +625,16 @@ def compute(root: Path, rev: str | None = None, *, verify: bool = True) -> Relea
     return inputs
 
 
-def check(root: Path) -> str:
-    """Raise unless dvc status is clean and the production overlay names the computed tag."""
-    tag = compute(root).tag
-    named = {TAG_OVERLAY: committed_tag(root)}
-    staging = root / STAGING_OVERLAY
-    if staging.is_file():
-        images = (yaml.safe_load(staging.read_text(encoding="utf-8")) or {}).get("images") or []
-        named[STAGING_OVERLAY] = str(images[0].get("newTag")) if len(images) == 1 else ""
+def check(root: Path, rev: str | None = None) -> str:
+    """Raise unless the overlays name the computed tag (and, without ``rev``, dvc status is clean).
+
+    With ``rev`` everything is read from that commit (git only, no ``dvc status``): what is
+    committed, whatever a retrain rewrote in the workspace.
+    """
+    tag = compute(root, rev).tag
+    named = {TAG_OVERLAY: committed_tag(root, rev)}
+    if Tree(root, rev).read(STAGING_OVERLAY) is not None:
+        named[STAGING_OVERLAY] = overlay_tag(root, STAGING_OVERLAY, rev) or ""
     for overlay, value in named.items():
         if value != tag:
             raise ReleaseError(
@@ -646,6 +654,8 @@ release_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+release_app.command("verify")(verify_cmd)
 
 RootOpt = Annotated[Path, typer.Option("--root", help="repository root.")]
 NoStatusOpt = Annotated[
@@ -755,13 +765,26 @@ def manifests_cmd(root: RootOpt = Path(), no_status: NoStatusOpt = False) -> Non
 
 
 @release_app.command("check")
-def check_cmd(root: RootOpt = Path()) -> None:
+def check_cmd(
+    root: RootOpt = Path(),
+    rev: Annotated[
+        str | None,
+        typer.Option(
+            "--rev",
+            help="check this commit instead of the working tree (git only, no dvc status): "
+            "its dvc.lock, serving files and overlays.",
+        ),
+    ] = None,
+) -> None:
     """Fail (exit 2) unless outputs match dvc.lock and both overlays name the computed tag."""
     try:
-        tag = check(root)
+        tag = check(root, rev)
     except ReleaseError as err:
         fail(err)
-    typer.echo(f"release {tag}: dvc status clean, {TAG_OVERLAY} names it")
+    if rev:
+        typer.echo(f"release {tag}: commit {rev} names it in {TAG_OVERLAY}")
+    else:
+        typer.echo(f"release {tag}: dvc status clean, {TAG_OVERLAY} names it")
 
 
 @release_app.command("exists")

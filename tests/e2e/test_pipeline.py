@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,22 +20,23 @@ BIN = Path(sys.executable).parent
 
 
 def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "400",  # `dvc exp show` draws its table to the terminal's width
+    }
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = (
-            _merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
+def textclf_yaml(path: Path) -> Any:
+    """A YAML file read the way textclf reads params (YAML 1.2, as DVC does)."""
+    from textclf import yamlio
+
+    return yamlio.read(path)
 
 
 def copy_repo(dest: Path) -> Path:
@@ -66,14 +69,19 @@ def make_project_repo(
     """A git + DVC copy of this project on branch main: toy data (tracked by `dvc add`), the
     shipped params with tiny overrides, a local DVC remote, all committed (DVCLive needs a HEAD).
     Returns the root and the params written."""
+    from dvc.utils.serialize import modify_yaml
+
     from textclf.testing import toy_frame
 
     root = copy_repo(factory.mktemp("repo"))
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = _merge(
-        shipped, tiny_params(model={"backbone": str(backbone)}, train={"epochs": epochs})
-    )
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    overrides = tiny_params(model={"backbone": str(backbone)}, train={"epochs": epochs})
+    # The real params.yaml, layout and comments kept: the overrides are written the way
+    # `dvc exp run --set-param` writes them (DVC's own YAML round trip).
+    with modify_yaml(root / "params.yaml") as shipped:
+        for section, values in overrides.items():
+            for key, value in values.items():
+                shipped[section][key] = value
+    params = textclf_yaml(root / "params.yaml")
     (root / "data").mkdir()
     toy_frame(240).to_csv(root / "data" / "toy.csv", index=False)
     _run(["git", "init", "-q", "-b", "main"], root)
@@ -129,9 +137,7 @@ def test_metrics_and_plots_are_readable_by_dvc(pipeline_repo: Path) -> None:
 def test_param_change_reruns_only_the_stages_that_read_it(pipeline_repo: Path) -> None:
     params_file = pipeline_repo / "params.yaml"
     original = params_file.read_text()
-    params = yaml.safe_load(original)
-    params["evaluate"]["calibration_bins"] = 10
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    params_file.write_text(original.replace("calibration_bins: 15", "calibration_bins: 10"))
     try:
         dry = _run(["dvc", "repro", "--dry"], pipeline_repo).stdout
     finally:
@@ -150,3 +156,55 @@ def test_summary_prints_the_run_figures_and_reports(pipeline_repo: Path) -> None
     assert f"baseline {metrics['baseline']['macro_f1']:.4f}" in out
     for line in ("int8 agreement", "drift:", "slices:", "reports/model_card.md"):
         assert line in out
+
+
+def readme_experiment_commands() -> list[str]:
+    """The commands of the README's experiment block (the one that runs `dvc exp run`)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.DOTALL)
+    block = next(b for b in blocks if "dvc exp run" in b)
+    commands = [line.split("  #")[0].strip() for line in block.splitlines()]
+    return [c for c in commands if c and not c.startswith(("source ", "#"))]
+
+
+def test_readme_experiment_commands_rerun_only_what_the_param_feeds(pipeline_repo: Path) -> None:
+    """README "Change params, run experiments", as written, on the real params.yaml's layout.
+
+    `dvc exp run -S` rewrites params.yaml in YAML 1.2 style; textclf must read every value as
+    DVC does, and the rewrite must change the one key only.
+    """
+    import shlex
+
+    from textclf.config import load_params
+
+    run, show, apply = readme_experiment_commands()
+    assert run.startswith("dvc exp run -S evaluate.calibration_bins=10 -n ")
+    params_file = pipeline_repo / "params.yaml"
+    before = params_file.read_text()
+    assert "\n  - no\n" in before  # a word YAML 1.1 would read as false
+    ran = _run(shlex.split(run), pipeline_repo)
+    stages = set(re.findall(r"Running stage '([\w-]+)'", ran.stdout))
+    assert "evaluate" in stages
+    assert not stages & {"prepare", "train", "export", "explain", "drift"}, ran.stdout
+    changed = [
+        line
+        for line in difflib.unified_diff(
+            before.splitlines(), params_file.read_text().splitlines(), n=0, lineterm=""
+        )
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert [c.split("#")[0].rstrip() for c in changed] == [
+        "-  calibration_bins: 15",
+        "+  calibration_bins: 10",
+    ], changed
+    loaded = load_params(params_file)
+    assert loaded.evaluate.calibration_bins == 10 and "no" in loaded.slices.negation_words
+
+    shown = _run(shlex.split(show), pipeline_repo).stdout
+    name = shlex.split(run)[-1]
+    row = next(line for line in shown.splitlines() if f"[{name}]" in line)
+    assert row.split()[-1] == "10" and "macro_f1" in shown
+    _run(["git", "checkout", "-q", "--", "params.yaml"], pipeline_repo)
+    assert load_params(params_file).evaluate.calibration_bins == 15
+    _run(shlex.split(apply), pipeline_repo)
+    assert load_params(params_file).evaluate.calibration_bins == 10

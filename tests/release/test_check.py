@@ -162,3 +162,21 @@ def test_dvc_commit_is_the_fix_for_intended_output_edits(pipeline_repo: Path) ->
     assert after != before
     commit_all(pipeline_repo, "recommitted")
     assert compute(pipeline_repo, "HEAD").tag == after
+
+
+def test_check_at_a_commit_ignores_a_retrained_workspace(pipeline_repo: Path) -> None:
+    """A new machine retrains: the workspace's dvc.lock moves, the commit's release still holds."""
+    assert release(pipeline_repo, "manifests").exit_code == 0
+    commit_all(pipeline_repo, "release model A")
+    params = pipeline_repo / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 1", "seed: 2"))
+    dvc(pipeline_repo, "repro", "-q")  # other bytes, as a retrain on another machine gives
+
+    stale = release(pipeline_repo, "check")
+    assert stale.exit_code == 2 and "make release-manifests" in stale.stderr
+    committed = release(pipeline_repo, "check", "--rev", "HEAD")
+    assert committed.exit_code == 0, committed.output
+    assert "commit HEAD names it" in committed.stdout
+    # The commit check still fails when the commit itself is stale (negative control).
+    commit_all(pipeline_repo, "model B without release-manifests")
+    assert release(pipeline_repo, "check", "--rev", "HEAD").exit_code == 2

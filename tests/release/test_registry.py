@@ -12,6 +12,8 @@ from textclf.release import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV, ImageRef, 
 
 from .conftest import Registry, release
 
+SECRET, WRONG = "s3cret", "wrong"  # pragma: allowlist secret
+
 
 @pytest.mark.parametrize(
     ("ref", "expected"),
@@ -56,12 +58,12 @@ def test_token_authentication(registry: Registry) -> None:
     """A 401 challenge: a bearer token from the realm with basic credentials, then the HEAD."""
     registry.credentials = ("bot", "s3cret")
     registry.push(f"{registry.host}/org/app:v1")
-    assert image_exists(f"{registry.host}/org/app:v1", username="bot", password="s3cret")
-    assert not image_exists(f"{registry.host}/org/app:v2", username="bot", password="s3cret")
+    assert image_exists(f"{registry.host}/org/app:v1", username="bot", password=SECRET)
+    assert not image_exists(f"{registry.host}/org/app:v2", username="bot", password=SECRET)
     assert registry.requests[1].startswith("GET /token?service=")
     assert "scope=repository%3Aorg%2Fapp%3Apull" in registry.requests[1]
     with pytest.raises(ReleaseError, match=f"refused a pull token.*{REGISTRY_USER_ENV}"):
-        image_exists(f"{registry.host}/org/app:v1", username="bot", password="wrong")
+        image_exists(f"{registry.host}/org/app:v1", username="bot", password=WRONG)
 
 
 def test_other_answers_are_errors_not_guesses(registry: Registry) -> None:

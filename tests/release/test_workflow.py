@@ -55,10 +55,29 @@ def test_write_permissions_only_on_the_image_job() -> None:
         "id-token": "write",
         "attestations": "write",
     }
+    assert wf["jobs"]["promote"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert wf["jobs"]["image"]["environment"] == "release"
+
+
+def test_outputs_are_promoted_review_to_release_before_any_image_is_built() -> None:
+    jobs = workflow()["jobs"]
+    assert jobs["image"]["needs"] == "promote"
+    assert [s["run"] for s in jobs["promote"]["steps"] if "run" in s][-1] == "make promote"
+    assert jobs["promote"]["environment"] == "dvc-release"
+    makefile = (REPO / "Makefile").read_text()
+    promote = makefile[makefile.index("\npromote:") :].split("\n\n")[0]
+    assert promote.splitlines()[2:] == [
+        "\tdvc fetch -r review",
+        "\ttextclf release verify -r review --dvc-files --no-workspace",
+        "\tdvc push -r release",
+    ]
+    pull = makefile[makefile.index("\nrelease-pull:") :].split("\n\n")[0]
+    assert "dvc pull -r release $$(textclf release outputs)" in pull
+    assert "textclf release verify -r release $$(textclf release outputs)" in pull
 
 
 def test_order_pull_check_skip_build_push_attest() -> None:
-    pull = index("dvc pull $(textclf release outputs)")
+    pull = index("make release-pull")
     check = index("make release-check")
     exists = index("textclf release exists")
     build = index("bentoml build")

@@ -35,11 +35,16 @@ def git(root: Path, *args: str) -> str:
     return proc.stdout
 
 
-def params_yaml(params: Any, **gate: Any) -> str:
-    """The tiny run's params as params.yaml text, with ``gate`` keys overridden."""
-    data = json.loads(params.model_dump_json())
-    data["gate"].update(gate)
-    return yaml.safe_dump(data, sort_keys=False)
+def params_yaml(params: Any) -> str:
+    """The tiny run's params as params.yaml text."""
+    return yaml.safe_dump(json.loads(params.model_dump_json()), sort_keys=False)
+
+
+def gate_yaml(**gate: Any) -> str:
+    """A gate.yaml with the defaults and ``gate`` keys overridden."""
+    from textclf.config import GateParams
+
+    return yaml.safe_dump(GateParams(**gate).model_dump(), sort_keys=False)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +59,7 @@ def real_outputs(exported: TinyExport) -> dict[str, str]:
         assert path.is_file(), path
         out[key] = path.read_text(encoding="utf-8")
     out["params"] = params_yaml(exported.params)
+    out["gate"] = gate_yaml()
     return out
 
 

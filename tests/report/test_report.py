@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.report.conftest import Repo, edit_json, git
+from tests.report.conftest import Repo, edit_json, gate_yaml, git
 from textclf.cli import app
 from textclf.report.build import CUT_NOTE, GITHUB_COMMENT_LIMIT, build_review, load_sides
 from textclf.report.markdown import esc
@@ -54,8 +54,10 @@ def _setup(repo: Repo, base: dict[str, str | None], new: dict[str, str | None]) 
 def test_first_model_passes_with_nothing_to_compare(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs)
-    commit = _setup(repo, {"params": params}, _files(real_outputs, params=params))
+    gate = lenient_gate()
+    commit = _setup(
+        repo, {"gate": gate, "params": real_outputs["params"]}, _files(real_outputs, gate=gate)
+    )
     review = build_review(repo.root, env={})
     new = json.loads(real_outputs["evaluate"])
 
@@ -84,24 +86,20 @@ def test_first_model_passes_with_nothing_to_compare(
         assert f"| {esc(label)} | " + " | ".join(cells) + " |" in md
 
 
-def params_yaml_from(real: dict[str, str], **gate: Any) -> str:
-    """real_outputs' params.yaml with ``LENIENT`` and ``gate`` overrides."""
-    import yaml
-
-    data = yaml.safe_load(real["params"])
-    data["gate"].update({**LENIENT, **gate})
-    return yaml.safe_dump(data, sort_keys=False)
+def lenient_gate(**gate: Any) -> str:
+    """A gate.yaml with ``LENIENT`` and ``gate`` overrides."""
+    return gate_yaml(**{**LENIENT, **gate})
 
 
 def test_improved_model_shows_the_real_deltas_and_passes(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs)
+    gate = lenient_gate()
     base_metrics = edit_json(real_outputs["evaluate"], _lower("macro_f1", 0.05))
     _setup(
         repo,
-        _files(real_outputs, params=params, evaluate=base_metrics),
-        _files(real_outputs, params=params),
+        _files(real_outputs, gate=gate, evaluate=base_metrics),
+        _files(real_outputs, gate=gate),
     )
     review = build_review(repo.root, env={})
     old, new = json.loads(base_metrics), json.loads(real_outputs["evaluate"])
@@ -122,12 +120,12 @@ def test_improved_model_shows_the_real_deltas_and_passes(
 def test_regressed_model_fails_the_gate_and_says_why(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs, max_macro_f1_drop=0.01)
+    gate = lenient_gate(max_macro_f1_drop=0.01)
     worse = edit_json(real_outputs["evaluate"], _lower("macro_f1", 0.05))
     _setup(
         repo,
-        _files(real_outputs, params=params),
-        _files(real_outputs, params=params, evaluate=worse),
+        _files(real_outputs, gate=gate),
+        _files(real_outputs, gate=gate, evaluate=worse),
     )
     review = build_review(repo.root, env={})
 
@@ -143,9 +141,9 @@ def test_regressed_model_fails_the_gate_and_says_why(
     assert _headline_row(md, "test macro-F1").endswith(" | -0.0500 | 🔴 |")
 
     runner = CliRunner()
-    gate = runner.invoke(app, ["gate", "--root", str(repo.root)])
-    assert gate.exit_code == 1, gate.output
-    assert "FAIL  macro-F1 vs base" in gate.output and "gate FAILED against main" in gate.output
+    gated = runner.invoke(app, ["gate", "--root", str(repo.root)])
+    assert gated.exit_code == 1, gated.output
+    assert "FAIL  macro-F1 vs base" in gated.output and "gate FAILED against main" in gated.output
     verdict = json.loads((repo.root / "reports/pr/gate.json").read_text())
     assert verdict["passed"] is False and verdict["failures"][0].startswith("macro-F1 vs base")
 
@@ -154,98 +152,99 @@ def test_regressed_model_fails_the_gate_and_says_why(
     assert (repo.root / "reports/pr/report.md").read_text() == md
 
 
+def _eligible(report: dict[str, Any], skip: set[tuple[str, str, str]]) -> tuple[str, str, str]:
+    """A (family, class, slice) whose rate can be lowered into a flag, other than ``skip``."""
+    for family, members in report["slices"].items():
+        scored = {n: e for n, e in members.items() if e.get("scored")}
+        if len(scored) < 2:
+            continue
+        for label in next(iter(scored.values()))["prediction_rates"]:
+            for name in scored:
+                others = [e["prediction_rates"][label] for n, e in scored.items() if n != name]
+                key = (family, label, name)
+                if max(others) > 0 and key not in skip and all(k[:2] != key[:2] for k in skip):
+                    return key
+    raise AssertionError("no slice of the tiny report can be biased")
+
+
+def biased(text: str, ratio: float, skip: tuple[tuple[str, str, str], ...] = ()) -> tuple:
+    """The slices report with one slice's rate for a class at ``ratio`` x the best of its family.
+
+    Below 0.8 that is a four-fifths flag. Returns (text, (family, class, slice)).
+    """
+    report = json.loads(text)
+    family, label, name = _eligible(report, set(skip))
+    members = report["slices"][family]
+    best = max(
+        e["prediction_rates"][label] for n, e in members.items() if n != name and e.get("scored")
+    )
+    members[name]["prediction_rates"][label] = best * ratio
+    return json.dumps(report, indent=2), (family, label, name)
+
+
 def test_gate_passes_on_the_cli_and_fails_on_baseline_and_disparity(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs)
-    _setup(repo, _files(real_outputs, params=params), _files(real_outputs, params=params))
+    gate = lenient_gate()
+    _setup(repo, _files(real_outputs, gate=gate), _files(real_outputs, gate=gate))
     ok = CliRunner().invoke(app, ["gate", "--root", str(repo.root)])
     assert ok.exit_code == 0, ok.output
     assert "gate passed against main" in ok.output
 
     new = json.loads(real_outputs["evaluate"])
     margin = new["macro_f1"] - new["baseline"]["macro_f1"]
-    flagged = {
-        "family": "length",
-        "slice": "words<=10",
-        "class": "neutral",
-        "ratio": 0.5,
-        "rate": 0.2,
-        "max_rate": 0.4,
-        "max_slice": "words11-20",
-        "label_ratio": 0.9,
-    }
-    slices = edit_json(real_outputs["slices"], lambda s: s.update(flagged=[flagged]))
-    repo.write(
-        {
-            "params": params_yaml_from(
-                real_outputs, min_macro_f1_over_baseline=margin + 0.01, fail_on_disparity="any"
-            ),
-            "slices": slices,
-        }
-    )
+    strict = lenient_gate(min_macro_f1_over_baseline=margin + 0.01, fail_on_disparity="any")
+    slices, (family, label, name) = biased(real_outputs["slices"], 0.5)
+    git(repo.root, "checkout", "-q", "main")
+    repo.write({"gate": strict})
+    repo.commit("strict gate")
+    git(repo.root, "checkout", "-q", "-b", "strict-proposal")
+    repo.write({"slices": slices})
     review = build_review(repo.root, env={})
     assert {c.name for c in review.verdict.failures} == {
         "macro-F1 over TF-IDF baseline",
         "slice disparity",
     }
-    assert "neutral in length/words<=10 (ratio 0.50)" in review.markdown.replace("&lt;", "<")
-    assert "**1 disparity flag(s)**" in review.markdown
-
-
-def _flag(family: str, slice_: str, label: str, ratio: float) -> dict[str, Any]:
-    return {
-        "family": family,
-        "slice": slice_,
-        "class": label,
-        "ratio": ratio,
-        "rate": 0.1,
-        "max_rate": 0.1 / ratio,
-        "max_slice": "other",
-        "label_ratio": 0.9,
-    }
+    assert f"{label} in {family}/{name} (ratio 0.50)" in review.markdown.replace("&lt;", "<")
 
 
 def test_disparity_gate_new_blocks_only_flags_the_base_does_not_have(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    known, added = (
-        _flag("length", "words>20", "positive", 0.3),
-        _flag("has_url", "has_url", "neutral", 0.6),
-    )
-    params = params_yaml_from(real_outputs, fail_on_disparity="new")
-    base = edit_json(real_outputs["slices"], lambda s: s.update(flagged=[known]))
-    same = edit_json(real_outputs["slices"], lambda s: s.update(flagged=[known]))
+    gate = lenient_gate(fail_on_disparity="new")
+    base, known = biased(real_outputs["slices"], 0.3)
     _setup(
         repo,
-        _files(real_outputs, params=params, slices=base),
-        _files(real_outputs, params=params, slices=same),
+        _files(real_outputs, gate=gate, slices=base),
+        _files(real_outputs, gate=gate, slices=base),
     )
     check = next(
         c for c in build_review(repo.root, env={}).verdict.checks if c.name == "slice disparity"
     )
     assert check.passed and check.blocking and "flagged on main too" in check.detail
 
-    repo.write(
-        {"slices": edit_json(real_outputs["slices"], lambda s: s.update(flagged=[known, added]))}
-    )
+    both, added = biased(base, 0.6, skip=(known,))
+    repo.write({"slices": both})
     verdict = build_review(repo.root, env={}).verdict
     check = next(c for c in verdict.checks if c.name == "slice disparity")
     assert not check.passed and check in verdict.failures
+    family, label, name = added
     assert (
-        "1 flagged that main does not have: neutral in has_url/has_url (ratio 0.60)" in check.detail
+        f"1 flagged that main does not have: {label} in {family}/{name} (ratio 0.60)"
+        in check.detail
     )
 
 
 def test_disparity_gate_new_without_base_slices_is_a_warning(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs, fail_on_disparity="new")
-    flagged = edit_json(
-        real_outputs["slices"],
-        lambda s: s.update(flagged=[_flag("length", "words>20", "positive", 0.3)]),
+    gate = lenient_gate(fail_on_disparity="new")
+    flagged, _ = biased(real_outputs["slices"], 0.3)
+    _setup(
+        repo,
+        {"gate": gate, "params": real_outputs["params"]},
+        _files(real_outputs, gate=gate, slices=flagged),
     )
-    _setup(repo, {"params": params}, _files(real_outputs, params=params, slices=flagged))
     verdict = build_review(repo.root, env={}).verdict
     check = next(c for c in verdict.checks if c.name == "slice disparity")
     assert not check.passed and not check.blocking and check in verdict.warnings
@@ -258,9 +257,17 @@ def test_export_parity_latency_and_size_budgets_are_enforced(
     export = json.loads(real_outputs["export"])
     p95 = export["latency"]["batch_1"]["onnx_int8"]["p95_ms"]
     size = export["int8"]["size_mb"]
-    params = params_yaml_from(real_outputs, max_int8_p95_ms=p95 / 2, max_int8_size_mb=size / 2)
-    failed = edit_json(real_outputs["export"], lambda e: e["gates"].update(passed=False))
-    _setup(repo, {"params": params}, _files(real_outputs, params=params, export=failed))
+    gate = lenient_gate(max_int8_p95_ms=p95 / 2, max_int8_size_mb=size / 2)
+    # The export stage's own verdict is not trusted: the figures are judged with the limits.
+    failed = edit_json(
+        real_outputs["export"],
+        lambda e: (e["gates"].update(passed=True), e["fp32"].update(max_abs_logit_diff=0.5)),
+    )
+    _setup(
+        repo,
+        {"gate": gate, "params": real_outputs["params"]},
+        _files(real_outputs, gate=gate, export=failed),
+    )
     review = build_review(repo.root, env={})
     failures = {c.name: c.detail for c in review.verdict.failures}
     assert set(failures) == {"export parity", "int8 p95 latency (batch 1)", "int8 model size"}
@@ -271,8 +278,12 @@ def test_export_parity_latency_and_size_budgets_are_enforced(
 def test_a_missing_stage_output_fails_its_check_with_the_fix(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs)
-    _setup(repo, {"params": params}, _files(real_outputs, params=params, export=None))
+    gate = lenient_gate()
+    _setup(
+        repo,
+        {"gate": gate, "params": real_outputs["params"]},
+        _files(real_outputs, gate=gate, export=None),
+    )
     review = build_review(repo.root, env={})
     parity = next(c for c in review.verdict.checks if c.name == "export parity")
     assert not parity.passed
@@ -286,8 +297,8 @@ def test_new_and_removed_metrics_and_changed_params_are_listed(
 ) -> None:
     import yaml
 
-    params = params_yaml_from(real_outputs)
-    changed = yaml.safe_load(params)
+    gate = lenient_gate()
+    changed = yaml.safe_load(real_outputs["params"])
     changed["train"]["epochs"] += 1
     base_metrics = edit_json(
         real_outputs["evaluate"], lambda m: (m.update(old_score=0.25), m.pop("ece"))
@@ -295,7 +306,7 @@ def test_new_and_removed_metrics_and_changed_params_are_listed(
     new_metrics = edit_json(real_outputs["evaluate"], lambda m: m.update(new_score=0.75))
     _setup(
         repo,
-        _files(real_outputs, params=params, evaluate=base_metrics),
+        _files(real_outputs, gate=gate, evaluate=base_metrics),
         _files(real_outputs, params=yaml.safe_dump(changed), evaluate=new_metrics),
     )
     md = build_review(repo.root, env={}).markdown
@@ -315,7 +326,7 @@ def test_new_and_removed_metrics_and_changed_params_are_listed(
 def test_a_long_report_is_cut_under_the_comment_limit_with_a_note(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs)
+    gate = lenient_gate()
 
     def many_slices(report: dict[str, Any]) -> None:
         scored = next(
@@ -326,8 +337,8 @@ def test_a_long_report_is_cut_under_the_comment_limit_with_a_note(
     slices = edit_json(real_outputs["slices"], many_slices)
     _setup(
         repo,
-        _files(real_outputs, params=params),
-        _files(real_outputs, params=params, slices=slices),
+        _files(real_outputs, gate=gate),
+        _files(real_outputs, gate=gate, slices=slices),
     )
     full = build_review(repo.root, env={}, max_chars=10**7)
     assert full.rows_per_table is None and len(full.markdown) > GITHUB_COMMENT_LIMIT
@@ -350,8 +361,8 @@ def test_a_long_report_is_cut_under_the_comment_limit_with_a_note(
 def test_benchmarks_and_artifact_links_are_included(
     repo: Repo, real_outputs: dict[str, str]
 ) -> None:
-    params = params_yaml_from(real_outputs)
-    _setup(repo, {"params": params}, _files(real_outputs, params=params))
+    gate = lenient_gate()
+    _setup(repo, {"gate": gate, "params": real_outputs["params"]}, _files(real_outputs, gate=gate))
     rows = "\n".join(f"| {b} | onnx_int8 | {100 * b} | 1.00 | 2.00 | 3.00x |" for b in range(1, 9))
     (repo.root / "reports" / "bench.md").write_text(
         "## Benchmarks (quick, 2 CPUs)\n\n### Inference\n\n"
@@ -396,7 +407,7 @@ def test_missing_base_revision_is_a_clear_error(repo: Repo, real_outputs: dict[s
 
 
 def test_origin_main_is_preferred_over_main(repo: Repo, real_outputs: dict[str, str]) -> None:
-    repo.write({"params": real_outputs["params"]})
+    repo.write({"params": real_outputs["params"], "gate": real_outputs["gate"]})
     first = repo.commit("first")
     second = repo.commit("second")
     git(repo.root, "update-ref", "refs/remotes/origin/main", first)

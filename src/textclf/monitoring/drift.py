@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,45 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def column_drifted(entry: Mapping[str, Any], threshold: float | None) -> bool:
+    """Whether one column drifted: its recorded verdict, or its score judged by another threshold.
+
+    A p-value drifts at or below the threshold, a distance at or above it (Evidently's rule).
+    """
+    score = entry.get("score")
+    if threshold is None or score is None or threshold == entry.get("threshold"):
+        return bool(entry["drifted"])
+    if entry.get("score_kind") == "p_value":
+        return float(score) <= threshold
+    return float(score) >= threshold
+
+
+def verdict(
+    columns: Mapping[str, Mapping[str, Any]], cfg: DriftParams
+) -> tuple[list[str], float, list[str]]:
+    """The drifted columns, their share and the reasons for a drift verdict under ``cfg``.
+
+    A column's verdict is Evidently's unless ``cfg`` sets another explicit threshold for its
+    type (``num_threshold`` for numeric, ``cat_threshold`` for categorical columns), so the gate
+    can judge a committed summary with the base branch's thresholds.
+    """
+    explicit = {"numeric": cfg.num_threshold, "categorical": cfg.cat_threshold}
+    drifted = [
+        name
+        for name, entry in columns.items()
+        if column_drifted(entry, explicit.get(str(entry.get("type"))))
+    ]
+    share = len(drifted) / max(len(columns), 1)
+    reasons = []
+    if share >= cfg.drift_share:
+        reasons.append(
+            f"{len(drifted)} of {len(columns)} columns drifted "
+            f"(share {share:.2f} >= drift_share {cfg.drift_share:g})"
+        )
+    reasons += [f"critical column '{c}' drifted" for c in cfg.critical_columns if c in drifted]
+    return drifted, share, reasons
+
+
 def compare(
     reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams
 ) -> tuple[dict[str, Any], Any]:
@@ -137,16 +176,7 @@ def compare(
         entry["type"] = (
             "numeric" if column in numeric else "text" if column in text else "categorical"
         )
-    drifted = [c for c in columns if scores[c]["drifted"]]
-    share = len(drifted) / len(columns)
-    critical = [c for c in cfg.critical_columns if c in drifted]
-    reasons = []
-    if share >= cfg.drift_share:
-        reasons.append(
-            f"{len(drifted)} of {len(columns)} columns drifted "
-            f"(share {share:.2f} >= drift_share {cfg.drift_share:g})"
-        )
-    reasons += [f"critical column '{c}' drifted" for c in critical]
+    drifted, share, reasons = verdict({c: scores[c] for c in columns}, cfg)
     summary = {
         "drift_detected": bool(reasons),
         "reasons": reasons,

@@ -7,7 +7,7 @@ the same predicates, so a slice means the same thing everywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -123,9 +123,7 @@ def _rates(values: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
 
 
 def disparity(
-    predictions: np.ndarray,
-    true_labels: np.ndarray,
-    masks: dict[str, dict[str, np.ndarray]],
+    slices: Mapping[str, Mapping[str, Mapping[str, Any]]],
     labels: Sequence[str],
     *,
     min_support: int,
@@ -133,21 +131,28 @@ def disparity(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Four-fifths check per family and class: each slice's prediction rate over the family's best.
 
-    Returns the ratios (family -> class -> slice) and the flagged entries. Only slices with at
-    least ``min_support`` rows take part; a family needs two such slices.
+    ``slices`` is ``family -> slice -> entry`` as :func:`slice_report` writes it (``support``,
+    and ``prediction_rates`` / ``label_rates`` for scored slices), so the gate can judge a
+    committed report again with other limits. Only slices with at least ``min_support`` rows
+    take part; a family needs two such slices. Returns the ratios (family -> class -> slice) and
+    the flagged entries. Raises ``ValueError`` for an eligible slice that has no rates.
     """
     table: dict[str, Any] = {}
     flagged: list[dict[str, Any]] = []
-    for family, slices in masks.items():
-        eligible = {name: m for name, m in slices.items() if int(m.sum()) >= min_support}
+    for family, members in slices.items():
+        eligible = {name: e for name, e in members.items() if int(e["support"]) >= min_support}
         if len(eligible) < 2:
             continue
+        unrated = [name for name, e in eligible.items() if "prediction_rates" not in e]
+        if unrated:
+            raise ValueError(
+                f"{family}/{', '.join(unrated)} has at least {min_support} rows but no "
+                "prediction rates (it was not scored)"
+            )
         table[family] = {}
         for lab in labels:
-            rates = {name: float(np.mean(predictions[m] == lab)) for name, m in eligible.items()}
-            label_rates = {
-                name: float(np.mean(true_labels[m] == lab)) for name, m in eligible.items()
-            }
+            rates = {name: float(e["prediction_rates"][lab]) for name, e in eligible.items()}
+            label_rates = {name: float(e["label_rates"][lab]) for name, e in eligible.items()}
             best = max(rates, key=lambda name: rates[name])
             if rates[best] == 0.0:
                 continue  # the class is never predicted in this family: nothing to compare
@@ -216,12 +221,7 @@ def slice_report(frame: pd.DataFrame, labels: Sequence[str], cfg: SlicesParams) 
                 unscored.append(f"{family}/{name}")
             slices[family][name] = entry
     table, flagged = disparity(
-        y_pred,
-        y_true,
-        masks,
-        labels,
-        min_support=cfg.min_support,
-        threshold=cfg.disparity_threshold,
+        slices, labels, min_support=cfg.min_support, threshold=cfg.disparity_threshold
     )
     return {
         "overall": overall,

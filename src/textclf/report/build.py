@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textclf import io
-from textclf.config import GateParams, load_params
-from textclf.paths import Paths
 from textclf.report.gate import Verdict, evaluate_gate
+from textclf.report.policy import policy_for
 from textclf.report.sections import Context, render
 from textclf.report.sources import (
     Snapshot,
@@ -48,10 +47,10 @@ def load_sides(root: Path, base: str | None = None) -> tuple[Snapshot, Snapshot]
     return workspace_snapshot(root), revision_snapshot(root, name, commit)
 
 
-def gate_params(root: Path, params_file: Path | None = None) -> GateParams:
-    """The ``gate`` section of the workspace's params (validated like every other section)."""
-    path = params_file or Paths(root).params
-    return load_params(path if path.is_absolute() else root / path).gate
+def judge(root: Path, base: str | None = None) -> tuple[Verdict, Snapshot, Snapshot]:
+    """The gate verdict of the workspace against ``base``, with the base's thresholds."""
+    new, old = load_sides(root, base)
+    return evaluate_gate(policy_for(old, new), new, old), new, old
 
 
 def cap(candidates: list[tuple[int | None, str]], max_chars: int) -> tuple[str, int | None]:
@@ -77,7 +76,6 @@ def build_review(
     root: Path,
     base: str | None = None,
     *,
-    params_file: Path | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     env: Mapping[str, str] | None = None,
 ) -> Review:
@@ -86,9 +84,7 @@ def build_review(
         raise ValueError(
             f"max_chars={max_chars} is too small for a report; use at least {len(CUT_NOTE) + 200}"
         )
-    cfg = gate_params(root, params_file)
-    new, old = load_sides(root, base)
-    verdict = evaluate_gate(cfg, new, old)
+    verdict, new, old = judge(root, base)
     environ = dict(os.environ if env is None else env)
     head = environ.get("GITHUB_HEAD_REF") or current_branch(root) or "this branch"
     candidates = []

@@ -1,7 +1,9 @@
 """The promotion gate: one function decides, ``textclf gate`` and the PR report both show it.
 
-Every check reads a file a stage wrote. A file that is missing fails its check with the file and
-the fix (``dvc repro``), so a stage that did not run can never let a model through by omission.
+Every check reads a file a stage wrote and judges its figures with the policy in force (the base
+revision's thresholds, :mod:`textclf.report.policy`), never a verdict the PR's stages recorded
+with their own limits. A file that is missing fails its check with the file and the fix
+(``dvc repro``), so a stage that did not run can never let a model through by omission.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from textclf.config import GateParams
+from textclf.monitoring.drift import verdict as drift_verdict
+from textclf.monitoring.slices import disparity
+from textclf.report.policy import Policy
 from textclf.report.sources import Snapshot, sources
 
 EPS = 1e-12
@@ -34,6 +38,8 @@ class Verdict:
     checks: list[Check]
     base: str
     base_commit: str | None
+    #: Where the thresholds are not the base's, why (a first gate).
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -55,6 +61,7 @@ class Verdict:
         return {
             "passed": self.passed,
             "base": {"ref": self.base, "commit": self.base_commit},
+            "notes": list(self.notes),
             "checks": [asdict(c) for c in self.checks],
             "failures": [f"{c.name}: {c.detail}" for c in self.failures],
             "warnings": [f"{c.name}: {c.detail}" for c in self.warnings],
@@ -81,9 +88,10 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def check_regression(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
+def check_regression(policy: Policy, new: Snapshot, base: Snapshot) -> Check:
     """Test macro-F1 may not fall more than ``max_macro_f1_drop`` below the base's."""
     name = "macro-F1 vs base"
+    cfg = policy.gate
     metrics = new.json("evaluate")
     current = _num(_get(metrics, "macro_f1"))
     if current is None:
@@ -114,9 +122,10 @@ def check_regression(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
     )
 
 
-def check_baseline(cfg: GateParams, new: Snapshot) -> Check:
+def check_baseline(policy: Policy, new: Snapshot) -> Check:
     """Test macro-F1 must beat the TF-IDF baseline by ``min_macro_f1_over_baseline``."""
     name = "macro-F1 over TF-IDF baseline"
+    cfg = policy.gate
     metrics = new.json("evaluate")
     if metrics is None:
         return Check(name, False, unavailable(new, "evaluate"))
@@ -139,29 +148,43 @@ def check_baseline(cfg: GateParams, new: Snapshot) -> Check:
     )
 
 
-def check_parity(cfg: GateParams, new: Snapshot) -> Check:
-    """The export stage's torch-vs-ONNX parity gates passed."""
+def check_parity(policy: Policy, new: Snapshot) -> Check:
+    """torch-vs-ONNX parity, judged from the export figures with the policy's export limits."""
     name = "export parity"
+    limits, blocking = policy.export, policy.gate.require_export_parity
     export = new.json("export")
     if export is None:
-        return Check(name, False, unavailable(new, "export"), blocking=cfg.require_export_parity)
-    passed = _get(export, "gates", "passed") is True
+        return Check(name, False, unavailable(new, "export"), blocking=blocking)
     fp32, int8 = export.get("fp32") or {}, export.get("int8") or {}
-    parts = []
-    if _num(fp32.get("max_abs_logit_diff")) is not None:
-        parts.append(f"fp32 max |Δlogit| {fp32['max_abs_logit_diff']:.2g}")
-    if _num(int8.get("agreement")) is not None:
-        parts.append(f"int8 agreement {int8['agreement']:.4f}")
-    if _num(int8.get("macro_f1_drop")) is not None:
-        parts.append(f"int8 macro-F1 drop {int8['macro_f1_drop']:+.4f}")
-    detail = ", ".join(parts) or "no parity figures"
-    if not passed:
-        detail = f"export gates did not pass ({detail}): see `dvc repro export`"
-    return Check(name, passed, detail, blocking=cfg.require_export_parity)
+    figures = (
+        ("fp32 max |Δlogit|", _num(fp32.get("max_abs_logit_diff")), limits.max_abs_logit_diff, 1),
+        ("int8 agreement", _num(int8.get("agreement")), limits.int8_min_agreement, -1),
+        ("int8 macro-F1 drop", _num(int8.get("macro_f1_drop")), limits.int8_max_f1_drop, 1),
+    )
+    missing = [label for label, value, _, _ in figures if value is None]
+    if missing:
+        return Check(
+            name,
+            False,
+            f"{sources()['export'].path} has no {', '.join(missing)}: rerun `dvc repro export`",
+            blocking=blocking,
+        )
+    parts, failed = [], []
+    for label, value, limit, sign in figures:
+        assert value is not None
+        ok = (value - limit) * sign <= EPS
+        text = f"{label} {value:.4g} ({'max' if sign > 0 else 'min'} {limit:g})"
+        parts.append(text)
+        if not ok:
+            failed.append(text)
+    if failed:
+        return Check(name, False, "outside the limits: " + "; ".join(failed), blocking=blocking)
+    return Check(name, True, ", ".join(parts), blocking=blocking)
 
 
-def check_latency(cfg: GateParams, new: Snapshot) -> Check | None:
+def check_latency(policy: Policy, new: Snapshot) -> Check | None:
     """The int8 graph's p95 latency at ``latency_batch_size`` is within budget."""
+    cfg = policy.gate
     if cfg.max_int8_p95_ms is None:
         return None
     name = f"int8 p95 latency (batch {cfg.latency_batch_size})"
@@ -186,8 +209,9 @@ def check_latency(cfg: GateParams, new: Snapshot) -> Check | None:
     )
 
 
-def check_size(cfg: GateParams, new: Snapshot) -> Check | None:
+def check_size(policy: Policy, new: Snapshot) -> Check | None:
     """The int8 graph's size is within budget."""
+    cfg = policy.gate
     if cfg.max_int8_size_mb is None:
         return None
     name = "int8 model size"
@@ -221,25 +245,55 @@ def _describe(flags: list[dict[str, Any]], shown: int = 3) -> str:
     return text + (f"; and {len(flags) - shown} more" if len(flags) > shown else "")
 
 
-def check_disparity(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
-    """Four-fifths flags of the slices stage, gated by ``fail_on_disparity``.
+def _judged_flags(report: Any, policy: Policy) -> list[dict[str, Any]]:
+    """The four-fifths flags of a slices report under the policy's support and threshold."""
+    slices = report.get("slices") if isinstance(report, dict) else None
+    if not isinstance(slices, dict):
+        raise ValueError("it has no per-slice entries")
+    labels: list[str] = []
+    for members in slices.values():
+        for entry in members.values():
+            labels += [lab for lab in entry.get("prediction_rates") or {} if lab not in labels]
+    cfg = policy.slices
+    _, flagged = disparity(
+        slices, labels, min_support=cfg.min_support, threshold=cfg.disparity_threshold
+    )
+    return flagged
 
-    ``new`` (the default) blocks only flags the base branch does not have, so a pull request may
-    not add a disparity, while differences that real slices carry in their base rates (and the
-    base model had) are shown, not blocking; ``any`` blocks every flag; ``never`` blocks none.
+
+def check_disparity(policy: Policy, new: Snapshot, base: Snapshot) -> Check:
+    """Four-fifths flags of the slices stage, judged with the policy; ``fail_on_disparity`` gates.
+
+    The flags are recomputed from the per-slice rates with the policy's ``min_support`` and
+    ``disparity_threshold``, on both sides. ``new`` (the default) blocks only flags the base
+    branch does not have, so a pull request may not add a disparity, while differences that real
+    slices carry in their base rates (and the base model had) are shown, not blocking; ``any``
+    blocks every flag; ``never`` blocks none.
     """
     name = "slice disparity"
-    mode = cfg.fail_on_disparity
+    mode = policy.gate.fail_on_disparity
+    blocking = mode != "never"
     report = new.json("slices")
     if report is None:
-        return Check(name, False, unavailable(new, "slices"), blocking=mode != "never")
-    flagged = report.get("flagged") or []
+        return Check(name, False, unavailable(new, "slices"), blocking=blocking)
+    try:
+        flagged = _judged_flags(report, policy)
+    except (ValueError, KeyError, TypeError) as err:
+        return Check(
+            name,
+            False,
+            f"{sources()['slices'].path} cannot be judged with min_support "
+            f"{policy.slices.min_support}: {err}. Fix: keep slices.min_support at most the "
+            "gate's and rerun `dvc repro slices`",
+            blocking=blocking,
+        )
+    threshold = policy.slices.disparity_threshold
     if not flagged:
         return Check(
             name,
             True,
-            "no slice flagged by the four-fifths rule",
-            blocking=mode != "never",
+            f"no slice flagged by the four-fifths rule (ratio < {threshold:g})",
+            blocking=blocking,
             value=0.0,
         )
     count = float(len(flagged))
@@ -252,7 +306,11 @@ def check_disparity(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
             value=count,
         )
     base_report = base.json("slices")
-    if base_report is None:
+    try:
+        known_flags = None if base_report is None else _judged_flags(base_report, policy)
+    except (ValueError, KeyError, TypeError):
+        known_flags = list(base_report.get("flagged") or [])
+    if known_flags is None:
         return Check(
             name,
             False,
@@ -261,7 +319,7 @@ def check_disparity(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
             blocking=False,
             value=count,
         )
-    known = {_flag_key(f) for f in base_report.get("flagged") or []}
+    known = {_flag_key(f) for f in known_flags}
     added = [f for f in flagged if _flag_key(f) not in known]
     if added:
         return Check(
@@ -279,29 +337,52 @@ def check_disparity(cfg: GateParams, new: Snapshot, base: Snapshot) -> Check:
     )
 
 
-def check_drift(cfg: GateParams, new: Snapshot) -> Check:
-    """The drift stage found no drift (blocking only with ``fail_on_drift``)."""
+def check_drift(policy: Policy, new: Snapshot) -> Check:
+    """The drift stage's columns judged with the policy's drift thresholds.
+
+    Blocking only with ``fail_on_drift``.
+    """
     name = "data drift"
+    blocking = policy.gate.fail_on_drift
     summary = new.json("drift")
     if summary is None:
-        return Check(name, False, unavailable(new, "drift"), blocking=cfg.fail_on_drift)
-    if not summary.get("drift_detected"):
-        share = _num(summary.get("share_drifted"))
-        extra = f" (share of drifted columns {share:.2f})" if share is not None else ""
-        return Check(name, True, f"no drift detected{extra}", blocking=cfg.fail_on_drift)
-    reasons = "; ".join(str(r) for r in summary.get("reasons") or []) or "drift detected"
-    return Check(name, False, reasons, blocking=cfg.fail_on_drift)
+        return Check(name, False, unavailable(new, "drift"), blocking=blocking)
+    columns = summary.get("columns") if isinstance(summary, dict) else None
+    if not isinstance(columns, dict) or not columns:
+        return Check(
+            name,
+            False,
+            f"{sources()['drift'].path} has no per-column results: rerun `dvc repro drift`",
+            blocking=blocking,
+        )
+    try:
+        _, share, reasons = drift_verdict(columns, policy.drift)
+    except (KeyError, TypeError, ValueError) as err:
+        return Check(
+            name,
+            False,
+            f"{sources()['drift'].path} is malformed ({err}): rerun `dvc repro drift`",
+            blocking=blocking,
+        )
+    if not reasons:
+        return Check(
+            name,
+            True,
+            f"no drift detected (share of drifted columns {share:.2f})",
+            blocking=blocking,
+        )
+    return Check(name, False, "; ".join(reasons), blocking=blocking)
 
 
-def evaluate_gate(cfg: GateParams, new: Snapshot, base: Snapshot) -> Verdict:
+def evaluate_gate(policy: Policy, new: Snapshot, base: Snapshot) -> Verdict:
     """Run every check of the gate on the workspace (``new``) against ``base``."""
     checks = [
-        check_regression(cfg, new, base),
-        check_baseline(cfg, new),
-        check_parity(cfg, new),
-        check_latency(cfg, new),
-        check_size(cfg, new),
-        check_disparity(cfg, new, base),
-        check_drift(cfg, new),
+        check_regression(policy, new, base),
+        check_baseline(policy, new),
+        check_parity(policy, new),
+        check_latency(policy, new),
+        check_size(policy, new),
+        check_disparity(policy, new, base),
+        check_drift(policy, new),
     ]
-    return Verdict([c for c in checks if c is not None], base.label, base.commit)
+    return Verdict([c for c in checks if c is not None], base.label, base.commit, policy.notes)

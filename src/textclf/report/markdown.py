@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 ZWSP = "\u200b"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+# An @mention (user or org/team) or a #123 / owner/repo#123 reference GitHub would act on.
+_MENTION = re.compile(r"(?<![\w@])@(?=[A-Za-z0-9])")
+_REFERENCE = re.compile(r"#(?=\d)")
 _MERMAID_UNSAFE = re.compile(r"[^\w .,%()+\-/:=]")
 
 
@@ -21,6 +24,15 @@ def esc(text: object, limit: int | None = None) -> str:
     s = _MD_SPECIAL.sub(r"\\\1", s)
     # A zero-width space keeps GitHub from notifying @user or linking #123 from tweet text.
     return s.replace("@", "@" + ZWSP).replace("#", "#" + ZWSP)
+
+
+def defang(markdown: str) -> str:
+    """Markdown in which no @mention notifies anyone and no #123 links to an issue.
+
+    The review posts text a pull request controls (branch names, data, embedded reports): a
+    zero-width space after ``@`` and ``#`` keeps it readable and inert. Idempotent.
+    """
+    return _REFERENCE.sub("#" + ZWSP, _MENTION.sub("@" + ZWSP, markdown))
 
 
 def code(text: object) -> str:

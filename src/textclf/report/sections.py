@@ -10,6 +10,7 @@ from textclf.report.gate import Verdict, unavailable
 from textclf.report.markdown import (
     Table,
     code,
+    defang,
     details,
     downsample,
     embed,
@@ -19,6 +20,7 @@ from textclf.report.markdown import (
     trend,
     xychart,
 )
+from textclf.report.policy import Change, gate_changes, split_changes
 from textclf.report.sources import (
     Snapshot,
     data_md5,
@@ -129,7 +131,54 @@ def header(ctx: Context) -> list[str]:
         lines += [
             "",
             "Merging is blocked until these pass. `make gate` runs the same checks "
-            "locally; the thresholds are the `gate` section of `params.yaml`.",
+            f"locally, with the thresholds of {code(ctx.base.label)}: its `gate.yaml` and the "
+            "export, slices and drift limits of its `params.yaml`.",
+        ]
+    lines += [*_notes(v.notes), *_changes_notice(ctx)]
+    return lines
+
+
+def _notes(notes: tuple[str, ...]) -> list[str]:
+    return ["", *[f"> **Note:** {esc(n)}" for n in notes]] if notes else []
+
+
+def _change_rows(changes: list[Change]) -> list[str]:
+    table = Table(["setting", "base", "this PR"], align="lll")
+    for c in changes:
+        table.rows.append(
+            [
+                code(c.key),
+                "—" if c.base is None else code(c.base),
+                "—" if c.new is None else code(c.new),
+            ]
+        )
+    return table.render()
+
+
+def _changes_notice(ctx: Context) -> list[str]:
+    """What this PR changes in its own gate, and in what its test split holds."""
+    lines: list[str] = []
+    gate = gate_changes(ctx.base, ctx.new)
+    if gate:
+        lines += [
+            "",
+            "#### ⚠️ This PR changes the gate: takes effect after merge",
+            "",
+            f"This review is judged with the thresholds of {code(ctx.base.label)}. Reviewers: "
+            "the new values below apply to every pull request after this one merges.",
+            "",
+            *_change_rows(gate),
+        ]
+    split = split_changes(ctx.base, ctx.new)
+    if split:
+        lines += [
+            "",
+            "#### ⚠️ This PR changes the test split: not like for like",
+            "",
+            f"The test metrics below are measured on other texts than {code(ctx.base.label)}'s, "
+            "so their deltas compare different test sets.",
+            "",
+            *_change_rows(split),
         ]
     return lines
 
@@ -471,16 +520,14 @@ def export_section(ctx: Context) -> list[str]:
         ]
     old = ctx.base.json("export") or {}
     fp32, int8 = export.get("fp32") or {}, export.get("int8") or {}
-    gates = export.get("gates") or {}
+    parity = next((c for c in ctx.verdict.checks if c.name == "export parity"), None)
     lines = [
         "### Export: parity, size, latency",
         "",
-        f"{'✅' if gates.get('passed') else '❌'} parity on {fmt(export.get('n_test'))} test "
-        f"texts: fp32 max |Δlogit| {fmt(fp32.get('max_abs_logit_diff'))} "
-        f"(limit {fmt(gates.get('max_abs_logit_diff'))}); int8 agrees with torch on "
-        f"{fmt(int8.get('agreement'))} (min {fmt(gates.get('int8_min_agreement'))}), "
-        f"macro-F1 drop {signed(int8.get('macro_f1_drop'))} "
-        f"(max {fmt(gates.get('int8_max_f1_drop'))}).",
+        f"{'✅' if parity and parity.passed else '❌'} parity on {fmt(export.get('n_test'))} "
+        f"test texts: fp32 max |Δlogit| {fmt(fp32.get('max_abs_logit_diff'))}; int8 agrees "
+        f"with torch on {fmt(int8.get('agreement'))}, macro-F1 drop "
+        f"{signed(int8.get('macro_f1_drop'))} (gate: {esc(parity.detail if parity else '—')}).",
         "",
     ]
     sizes = Table(["model", "size (MB)", "base", "Δ"])
@@ -635,6 +682,6 @@ SECTIONS = (
 
 
 def render(ctx: Context) -> str:
-    """The whole report as Markdown (no length cap)."""
+    """The whole report as Markdown (no length cap), mentions and references defanged."""
     blocks = [lines for section in SECTIONS if (lines := section(ctx))]
-    return "\n\n".join("\n".join(lines) for lines in blocks) + "\n"
+    return defang("\n\n".join("\n".join(lines) for lines in blocks) + "\n")

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from textclf.errors import TextclfError
+from textclf import yamlio
+from textclf.errors import ConfigError, TextclfError
 from textclf.paths import Paths
 
 DEFAULT_BASES = ("origin/main", "main")
@@ -43,7 +42,9 @@ def sources(paths: Paths | None = None) -> dict[str, Source]:
 
     entries = [
         Source("params", rel(p.params), "params"),
+        Source("gate", rel(p.gate_file), "gate"),
         Source("data_dvc", rel(p.data_dvc), "data"),
+        Source("dvc_lock", rel(p.dvc_lock), "dvc.lock"),
         Source("prepare", rel(p.data_summary), "prepare"),
         Source("train", rel(p.train_reports / "metrics.json"), "train"),
         Source("evaluate", rel(p.metrics), "evaluate"),
@@ -122,14 +123,17 @@ class Snapshot:
             return None
 
     def yaml(self, key: str) -> Any:
-        """The parsed YAML of a source, or None when missing or unreadable (noted in errors)."""
+        """The parsed YAML (1.2, as DVC reads it) of a source, or None when missing or unreadable.
+
+        An unreadable file is noted in ``errors``.
+        """
         raw = self.texts.get(key)
         if raw is None:
             return None
         try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as err:
-            self.errors.append(f"{self.label}: {sources()[key].path} is not valid YAML ({err})")
+            return yamlio.parse(raw, f"{self.label}: {sources()[key].path}")
+        except ConfigError as err:
+            self.errors.append(str(err))
             return None
 
     def curve(self, name: str) -> list[tuple[float, float]]:

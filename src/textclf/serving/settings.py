@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from textclf import yamlio
 from textclf.config import ServeParams, format_validation_error
 from textclf.errors import ConfigError
 from textclf.paths import PARAMS_FILE, Paths
@@ -49,11 +49,9 @@ def find_root(start: Path | None = None) -> Path | None:
 def read_serve_params(path: Path) -> ServeParams:
     """Validate the ``serve`` section of a params file (other sections are not read)."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(
-            f"{path} cannot be read as YAML: {err}. Fix: point {ENV_PARAMS} at a valid params.yaml."
-        ) from None
+        raw = yamlio.read(path) or {}
+    except ConfigError as err:
+        raise ConfigError(f"{err}. Fix: point {ENV_PARAMS} at a valid params.yaml.") from None
     section = raw.get("serve", {}) if isinstance(raw, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: 'serve' must be a mapping of keys, got {section!r}.")
