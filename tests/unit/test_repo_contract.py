@@ -64,10 +64,13 @@ def test_make_help_lists_every_target() -> None:
         assert re.search(rf"^\s+{target}\s", out, flags=re.M), f"{target} missing from help"
 
 
-def test_ci_runs_make_test_and_fails_when_it_fails() -> None:
+def test_ci_runs_the_two_readme_commands_in_order_and_fails_when_one_fails() -> None:
     script = (REPO / ".ci" / "run").read_text()
     assert "set -euo pipefail" in script
-    assert re.search(r"^make test$", script, flags=re.M)
+    commands = [ln for ln in script.splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
+    assert commands == ["make run", "make test"]
+    readme = (REPO / "README.md").read_text()
+    assert readme.index("make run ") < readme.index("make test ")
 
 
 def test_pre_commit_uses_local_hooks_only() -> None:

@@ -1,4 +1,4 @@
-"""Repository hygiene the review relies on: CODEOWNERS, Dependabot, and a secret scan that passes."""
+"""Repository hygiene the review relies on: CODEOWNERS, Dependabot, a secret scan that passes."""
 
 from __future__ import annotations
 
@@ -54,8 +54,16 @@ def test_dependabot_updates_pins_and_packages_and_is_valid() -> None:
 def _scan(root: Path) -> subprocess.CompletedProcess[str]:
     """`make secrets` (the scan `make lint`, CI and pre-commit run) in ``root``."""
     return subprocess.run(
-        ["make", "-s", "-C", str(root), "-f", str(REPO / "Makefile"), f"VENV={REPO / '.venv'}",
-         "secrets"],
+        [
+            "make",
+            "-s",
+            "-C",
+            str(root),
+            "-f",
+            str(REPO / "Makefile"),
+            f"VENV={REPO / '.venv'}",
+            "secrets",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

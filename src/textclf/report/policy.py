@@ -12,15 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from textclf.config import (
-    DriftParams,
-    ExportParams,
-    GateParams,
-    SlicesParams,
-    format_validation_error,
-)
+from textclf.config import DriftParams, ExportParams, GateParams, ModelT, SlicesParams, validate
 from textclf.errors import ConfigError
 from textclf.report.sources import Snapshot, flatten, sources
 
@@ -44,11 +36,6 @@ LIMIT_KEYS: dict[str, tuple[str, ...]] = {
         "num_threshold",
         "cat_threshold",
     ),
-}
-SECTIONS: dict[str, type[BaseModel]] = {
-    "export": ExportParams,
-    "slices": SlicesParams,
-    "drift": DriftParams,
 }
 #: The params that decide which rows are in the test split: change one and the PR's test
 #: metrics are measured on other texts than the base's.
@@ -78,13 +65,6 @@ class Change:
     key: str
     base: Any
     new: Any
-
-
-def _validate(model: type[BaseModel], raw: Mapping[str, Any], source: str) -> Any:
-    try:
-        return model.model_validate(dict(raw))
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source, model)) from None
 
 
 def _gate_raw(snapshot: Snapshot) -> tuple[dict[str, Any] | None, str]:
@@ -127,22 +107,25 @@ def policy_for(base: Snapshot, new: Snapshot) -> Policy:
             f"first gate: {base.label} has no {sources()['gate'].path}, so this PR's own "
             "thresholds apply (later PRs are judged with the merged ones)"
         )
-    gate = _validate(GateParams, raw, gate_source)
+    gate = validate(GateParams, raw, gate_source, what="gate keys")
     side = base if isinstance(base.yaml("params"), dict) else new
     if side is new:
         notes.append(
             f"{base.label} has no {sources()['params'].path}: this PR's export, slice and "
             "drift limits apply"
         )
-    sections = {
-        section: _validate(
-            model,
-            _limits_raw(side, section) or {},
-            f"{side.label}: {sources()['params'].path} (section {section})",
-        )
-        for section, model in SECTIONS.items()
-    }
-    return Policy(gate, sections["export"], sections["slices"], sections["drift"], tuple(notes))
+
+    def limits(model: type[ModelT], section: str) -> ModelT:
+        source = f"{side.label}: {sources()['params'].path} (section {section})"
+        return validate(model, _limits_raw(side, section) or {}, source)
+
+    return Policy(
+        gate,
+        limits(ExportParams, "export"),
+        limits(SlicesParams, "slices"),
+        limits(DriftParams, "drift"),
+        tuple(notes),
+    )
 
 
 def _diff(old: Mapping[str, Any], cur: Mapping[str, Any], prefix: str) -> list[Change]:

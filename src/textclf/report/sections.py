@@ -157,29 +157,25 @@ def _change_rows(changes: list[Change]) -> list[str]:
 
 def _changes_notice(ctx: Context) -> list[str]:
     """What this PR changes in its own gate, and in what its test split holds."""
+    base = code(ctx.base.label)
+    notices = (
+        (
+            gate_changes(ctx.base, ctx.new),
+            "This PR changes the gate: takes effect after merge",
+            f"This review is judged with the thresholds of {base}. Reviewers: the new values "
+            "below apply to every pull request after this one merges.",
+        ),
+        (
+            split_changes(ctx.base, ctx.new),
+            "This PR changes the test split: not like for like",
+            f"The test metrics below are measured on other texts than {base}'s, so their "
+            "deltas compare different test sets.",
+        ),
+    )
     lines: list[str] = []
-    gate = gate_changes(ctx.base, ctx.new)
-    if gate:
-        lines += [
-            "",
-            "#### ⚠️ This PR changes the gate: takes effect after merge",
-            "",
-            f"This review is judged with the thresholds of {code(ctx.base.label)}. Reviewers: "
-            "the new values below apply to every pull request after this one merges.",
-            "",
-            *_change_rows(gate),
-        ]
-    split = split_changes(ctx.base, ctx.new)
-    if split:
-        lines += [
-            "",
-            "#### ⚠️ This PR changes the test split: not like for like",
-            "",
-            f"The test metrics below are measured on other texts than {code(ctx.base.label)}'s, "
-            "so their deltas compare different test sets.",
-            "",
-            *_change_rows(split),
-        ]
+    for changes, title, why in notices:
+        if changes:
+            lines += ["", f"#### ⚠️ {title}", "", why, "", *_change_rows(changes)]
     return lines
 
 
