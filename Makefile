@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install data run repro test test-all lint secrets format pre-commit clean bench bento \
+.PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento \
   serve report gate release-tag release-manifests release-check release-verify release-pull \
   promote review-pull review-push review-plots
 
@@ -108,8 +108,18 @@ review-plots: $(STAMP) ## (review CI) DVC plots of ROOT vs BASE into ROOT/dvc_pl
 test: $(STAMP) ## Run the fast test suite (excludes tests marked slow)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-all: $(STAMP) ## Run every test, slow ones included
-	$(BIN)/pytest -m "not gpu" $(PYTEST_ARGS)
+test-all: $(STAMP) ## Run every test, slow ones included (not the image tests: make test-image)
+	$(BIN)/pytest -m "not gpu and not image" $(PYTEST_ARGS)
+
+container-setup: ## (root) Install podman, runc, mmdebstrap, docker-registry; build the local python:3.11-slim
+	bash scripts/containers/setup.sh
+
+image: $(STAMP) ## Build the CPU serving image of the workspace's model with podman (runs the pipeline if needed)
+	@test -f artifacts/onnx/model.int8.onnx || $(MAKE) repro
+	bash scripts/containers/build-image.sh $(BENTO_FILE)
+
+test-image: $(STAMP) container-setup image ## Run the serving image as the pod does and probe it; push to a local registry
+	$(BIN)/pytest -m image tests/image $(PYTEST_ARGS)
 
 lint: $(STAMP) secrets ## ruff (lint + format check), mypy and the secret scan
 	$(BIN)/ruff check src tests
@@ -118,6 +128,15 @@ lint: $(STAMP) secrets ## ruff (lint + format check), mypy and the secret scan
 
 secrets: $(STAMP) ## Scan every file git tracks (or would) for secrets against .secrets.baseline
 	git ls-files -z --cached --others --exclude-standard | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
+
+LOCKS := requirements/serving.txt requirements/serving-gpu.txt
+
+lock: $(STAMP) ## Recompile the hash-locked image requirements (requirements/*.txt) from requirements/*.in
+	for lock in $(LOCKS); do \
+	  $(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+	    "$${lock%.txt}.in" -o "$$lock"; \
+	done
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests

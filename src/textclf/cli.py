@@ -10,6 +10,7 @@ import typer
 
 from textclf.console import fail, print_json
 from textclf.errors import TextclfError
+from textclf.monitoring.check import drift_check_cmd
 from textclf.release import release_app
 
 app = typer.Typer(
@@ -266,53 +267,7 @@ def drift(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> No
     )
 
 
-@app.command("drift-check")
-def drift_check(
-    traffic_dir: Annotated[
-        Path,
-        typer.Option(
-            "--traffic-dir",
-            help="directory of recorded traffic: *.jsonl files (and rotated "
-            "*.jsonl.N), one JSON object per line.",
-        ),
-    ],
-    reference: Annotated[
-        Path | None,
-        typer.Option(
-            "--reference",
-            help="reference profile (default: $TEXTCLF_DRIFT_REFERENCE, else "
-            "artifacts/drift/reference_profile.parquet).",
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="also write summary.json and Evidently's report.html here."),
-    ] = None,
-    params: Annotated[
-        Path | None,
-        typer.Option(
-            "--params",
-            help="take thresholds from this params file's drift section (default: the "
-            "ones saved with the reference profile).",
-        ),
-    ] = None,
-) -> None:
-    """Check recorded production traffic for drift against the model's reference profile.
-
-    Prints the verdict as JSON. Exit code 0: no drift; 1: drift detected; 2: bad input (missing
-    directory or reference, empty or malformed log, fewer rows than drift.min_rows).
-    """
-    from textclf.config import load_params
-    from textclf.monitoring.drift import default_reference
-    from textclf.monitoring.drift import drift_check as check
-
-    try:
-        cfg = load_params(params).drift if params is not None else None
-        summary = check(traffic_dir, reference or default_reference(), cfg, out)
-    except TextclfError as err:
-        fail(err)
-    print_json(summary)
-    raise typer.Exit(code=1 if summary["drift_detected"] else 0)
+app.command("drift-check")(drift_check_cmd)
 
 
 @app.command()
@@ -476,16 +431,22 @@ def check_params(
     gate_file: Annotated[
         Path, typer.Option("--gate", help="promotion gate file to validate too.")
     ] = Path("gate.yaml"),
+    serve_file: Annotated[
+        Path, typer.Option("--serve", help="service settings file to validate too.")
+    ] = Path("serve.yaml"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when valid.")] = False,
 ) -> None:
-    """Validate params.yaml and gate.yaml; print them with defaults filled in."""
-    from textclf.config import load_gate, load_params
+    """Validate params.yaml, gate.yaml and serve.yaml; print them with defaults filled in."""
+    from textclf.config import load_gate, load_params, load_serve
 
     try:
-        loaded = load_params(params)
-        gate_loaded = load_gate(gate_file)
+        loaded = {
+            "params.yaml": load_params(params).model_dump(),
+            "gate.yaml": load_gate(gate_file).model_dump(),
+            "serve.yaml": load_serve(serve_file).model_dump(),
+        }
         if not quiet:
-            print_json({**loaded.model_dump(), "gate.yaml": gate_loaded.model_dump()})
+            print_json(loaded)
     except TextclfError as err:
         fail(err)
 

@@ -501,7 +501,10 @@ class TrafficLogParams(_Section):
 
 
 class ServeParams(_Section):
-    """``serve``: the BentoML service's model variant, request limits, batching and traffic log."""
+    """``serve.yaml``: the service's model variant, request limits, batching and traffic log.
+
+    The only configuration the serving image ships (no pipeline stage reads it).
+    """
 
     variant: Literal["int8", "fp32"] = Field(
         "int8",
@@ -613,7 +616,6 @@ class Params(_Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
-    serve: ServeParams = ServeParams()
     explain: ExplainParams = ExplainParams()
     slices: SlicesParams = SlicesParams()
     drift: DriftParams = DriftParams()
@@ -621,7 +623,9 @@ class Params(_Section):
 
 #: Top-level keys that moved out of params.yaml, and where they live now.
 MOVED_KEYS = {
-    "gate": "the promotion gate moved to gate.yaml (same keys, at the top level of that file)"
+    "gate": "the promotion gate moved to gate.yaml (same keys, at the top level of that file)",
+    "serve": "the service's settings moved to serve.yaml (same keys, at the top level of that "
+    "file)",
 }
 
 
@@ -697,17 +701,21 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     return parse_params(yamlio.read(path), source=str(path))
 
 
-def parse_gate(raw: Any, source: str = "gate.yaml") -> GateParams:
-    """Validate a loaded gate file (the keys of :class:`GateParams` at the top level)."""
-    return validate(GateParams, raw, source, what="gate keys")
-
-
 def load_gate(path: Path | str = "gate.yaml") -> GateParams:
     """Load and validate the promotion gate file (``gate.yaml``)."""
+    return validate(GateParams, _read_file(path, "the promotion gate"), str(path), "gate keys")
+
+
+def load_serve(path: Path | str = "serve.yaml") -> ServeParams:
+    """Load and validate the service's settings file (``serve.yaml``)."""
+    return validate(ServeParams, _read_file(path, "the service"), str(path), "serve keys")
+
+
+def _read_file(path: Path | str, reader: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
-            f"{path} not found. Fix: restore it from git (`git checkout -- {path.name}`); the "
-            "promotion gate reads its thresholds from it."
+            f"{path} not found. Fix: restore it from git (`git checkout -- {path.name}`); "
+            f"{reader} reads its settings from it."
         )
-    return parse_gate(yamlio.read(path), source=str(path))
+    return yamlio.read(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 PARAMS_FILE = "params.yaml"
 GATE_FILE = "gate.yaml"
+SERVE_FILE = "serve.yaml"
 
 
 def safe_name(label: str) -> str:
@@ -34,6 +35,11 @@ class Paths:
     def gate_file(self) -> Path:
         """The promotion gate's thresholds (outside the pipeline; read from the base branch)."""
         return self.root / GATE_FILE
+
+    @property
+    def serve_file(self) -> Path:
+        """The service's settings (shipped in the serving image; no stage reads it)."""
+        return self.root / SERVE_FILE
 
     @property
     def dvc_lock(self) -> Path:

@@ -220,7 +220,13 @@ def _covering_out(pattern: str, outs: Iterable[str]) -> list[str]:
     return hits
 
 
-def _bentofile(tree: Tree, path: str) -> tuple[list[str], list[str], str | None]:
+def _bentofile(tree: Tree, path: str) -> tuple[list[str], list[str], list[str]]:
+    """A bentofile's include and exclude patterns, and the build files it names.
+
+    The build files (``python.requirements_txt``, ``docker.setup_script``,
+    ``docker.dockerfile_template``) decide what the image installs, so they count like shipped
+    files.
+    """
     spec = _load_yaml(tree, path, "the bento definition is missing")
     if not isinstance(spec, dict):
         raise ReleaseError(f"{path} in {tree.where} is not a mapping")
@@ -228,8 +234,13 @@ def _bentofile(tree: Tree, path: str) -> tuple[list[str], list[str], str | None]
     exclude = [str(p) for p in spec.get("exclude") or []]
     if not include:
         raise ReleaseError(f"{path} has no `include:` list: name the files the bento ships")
-    script = (spec.get("docker") or {}).get("setup_script")
-    return include, exclude, str(script) if script else None
+    python, docker = spec.get("python") or {}, spec.get("docker") or {}
+    named = [
+        python.get("requirements_txt"),
+        docker.get("setup_script"),
+        docker.get("dockerfile_template"),
+    ]
+    return include, exclude, [str(n) for n in named if n]
 
 
 def release_inputs(tree: Tree) -> ReleaseInputs:
@@ -249,15 +260,15 @@ def release_inputs(tree: Tree) -> ReleaseInputs:
     include_all: list[str] = []
     exclude_all: list[str] = []
     for bentofile in bentofiles:
-        include, exclude, script = _bentofile(tree, bentofile)
+        include, exclude, build_files = _bentofile(tree, bentofile)
         exclude_all += exclude
-        if script:
-            if tree.read(script) is None:
+        for build_file in build_files:
+            if tree.read(build_file) is None:
                 raise ReleaseError(
-                    f"{bentofile}: docker.setup_script {script!r} is not in "
-                    f"{tree.where}: add it to git or drop the setting"
+                    f"{bentofile} names {build_file!r}, which is not in {tree.where}: add it "
+                    "to git or drop the setting"
                 )
-            extra.add(script)
+            extra.add(build_file)
         for pattern in include:
             hits = _covering_out(pattern, lock_outs)
             for out in hits:

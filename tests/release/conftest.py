@@ -28,7 +28,10 @@ STAGING = "deploy/overlays/staging/kustomization.yaml"
 COPIED = (
     "bentofile.yaml",
     "bentofile.gpu.yaml",
-    "bento/setup.sh",
+    "requirements/serving.txt",
+    "requirements/serving-gpu.txt",
+    "serve.yaml",
+    "bento/Dockerfile.j2",
     PRODUCTION,
     PRODUCTION_GPU,
     STAGING,
@@ -97,6 +100,12 @@ FAKE_LOCK = {
 }
 
 
+def shipped_sources() -> list[str]:
+    """The source files bentofile.yaml ships (its include entries under src/)."""
+    spec = yaml.safe_load((REPO / "bentofile.yaml").read_text(encoding="utf-8"))
+    return [p for p in spec["include"] if p.startswith("src/")]
+
+
 def git(root: Path, *args: str) -> str:
     """Run git in ``root`` and return its stdout; fail the test with git's stderr."""
     proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
@@ -139,12 +148,14 @@ def _skeleton(root: Path) -> None:
     for rel in COPIED:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
-    pkg = root / "src" / "textclf"
-    (pkg / "serving").mkdir(parents=True)
-    (pkg / "__init__.py").write_text('"""textclf."""\n')
-    (pkg / "py.typed").write_text("")
-    (pkg / "serving" / "__init__.py").write_text("")
-    (pkg / "serving" / "service.py").write_text("VERSION = 1\n")
+    # The serving closure the bentofiles list (stand-in bytes), and code they do not ship.
+    for rel in shipped_sources():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f'"""{rel}."""\n')
+    (root / "src/textclf/serving/service.py").write_text("VERSION = 1\n")
+    for rel in ("src/textclf/report/gate.py", "src/textclf/stages/train.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("THRESHOLD = 1\n")
     (root / "README.md").write_text("# demo\n")
     (root / "params.yaml").write_text("export:\n  seed: 1\n")
     (root / "make_train.py").write_text(MAKE_TRAIN)

@@ -19,7 +19,8 @@ def overlay_tag(root: Path, overlay: str = PRODUCTION) -> str:
 
 
 def test_staging_gets_the_same_tag_and_check_catches_a_stale_one(pipeline_repo: Path) -> None:
-    assert release(pipeline_repo, "manifests").exit_code == 0
+    wrote = release(pipeline_repo, "manifests")
+    assert wrote.exit_code == 0, wrote.output
     tag = overlay_tag(pipeline_repo)
     assert overlay_tag(pipeline_repo, STAGING) == tag
     assert release(pipeline_repo, "check").exit_code == 0

@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from textclf.devtools.imports import closure as closure_of
 from textclf.errors import ReleaseError
 from textclf.release import Tree, compute, release_inputs
 
-from .conftest import FAKE_LOCK, commit_all, git, release, write_yaml
+from .conftest import FAKE_LOCK, REPO, commit_all, git, release, shipped_sources, write_yaml
+
+SERVICE = "textclf.serving.service"
 
 TAG = re.compile(r"m-[0-9a-f]{12}")
 
@@ -40,20 +43,51 @@ def test_tag_is_a_valid_oci_tag_and_deterministic(lock_repo: Path, tmp_path: Pat
     assert tag_of(clone, "HEAD") == tag
 
 
+def test_the_bentofiles_ship_exactly_the_serving_closure() -> None:
+    """What `textclf.serving.service` imports, read from the code: no more, no less."""
+    closure = {p.relative_to(REPO).as_posix() for p in closure_of(REPO / "src", SERVICE)}
+    for bentofile in ("bentofile.yaml", "bentofile.gpu.yaml"):
+        spec = yaml.safe_load((REPO / bentofile).read_text(encoding="utf-8"))
+        shipped = {p for p in spec["include"] if p.startswith("src/")}
+        assert shipped == closure, (
+            f"{bentofile}: add {sorted(closure - shipped)}, drop {sorted(shipped - closure)}"
+        )
+
+
+def test_the_closure_check_sees_a_new_import(tmp_path: Path) -> None:
+    """Negative control: a lazy import inside a function joins the closure."""
+    pkg = tmp_path / "textclf"
+    (pkg / "serving").mkdir(parents=True)
+    for rel in ("__init__.py", "serving/__init__.py", "report.py", "extra.py"):
+        (pkg / rel).write_text("")
+    (pkg / "serving" / "service.py").write_text(
+        "from textclf import report\n\ndef f():\n    from ..extra import x\n"
+    )
+    found = {p.relative_to(tmp_path).as_posix() for p in closure_of(tmp_path, SERVICE)}
+    assert found == {
+        "textclf/__init__.py",
+        "textclf/serving/__init__.py",
+        "textclf/serving/service.py",
+        "textclf/report.py",
+        "textclf/extra.py",
+    }
+
+
 def test_shipped_outputs_and_files(lock_repo: Path) -> None:
     """What the bentofiles ship, split into dvc.lock outputs and git files."""
     inputs = release_inputs(Tree(lock_repo))
-    assert sorted(inputs.outs) == ["artifacts/drift", "artifacts/onnx"]
-    assert sorted(inputs.files) == [
-        "bento/setup.sh",
-        "bentofile.gpu.yaml",
-        "bentofile.yaml",
-        "params.yaml",
-        "src/textclf/__init__.py",
-        "src/textclf/py.typed",
-        "src/textclf/serving/__init__.py",
-        "src/textclf/serving/service.py",
-    ]
+    assert sorted(inputs.outs) == ["artifacts/onnx"]
+    assert sorted(inputs.files) == sorted(
+        [
+            "bento/Dockerfile.j2",
+            "bentofile.gpu.yaml",
+            "bentofile.yaml",
+            "requirements/serving-gpu.txt",
+            "requirements/serving.txt",
+            "serve.yaml",
+            *shipped_sources(),
+        ]
+    )
     result = release(lock_repo, "tag", "--explain", "--no-status")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -61,19 +95,19 @@ def test_shipped_outputs_and_files(lock_repo: Path) -> None:
     assert f"out artifacts/onnx {'2' * 32}.dir" in lines
     assert lines[-1] == tag_of(lock_repo)
     outputs = release(lock_repo, "outputs")
-    assert outputs.stdout.split() == ["artifacts/drift", "artifacts/onnx"]
+    assert outputs.stdout.split() == ["artifacts/onnx"]
 
 
-@pytest.mark.parametrize("out", ["artifacts/onnx", "artifacts/drift"])
-def test_a_shipped_output_md5_changes_the_tag(lock_repo: Path, out: str) -> None:
+def test_a_shipped_output_md5_changes_the_tag(lock_repo: Path) -> None:
     before = tag_of(lock_repo)
-    set_out_md5(lock_repo, out, "f" * 32 + ".dir")
+    set_out_md5(lock_repo, "artifacts/onnx", "f" * 32 + ".dir")
     assert tag_of(lock_repo) != before
 
 
-def test_an_output_the_bento_does_not_ship_keeps_the_tag(lock_repo: Path) -> None:
+@pytest.mark.parametrize("out", ["artifacts/model", "artifacts/drift"])
+def test_an_output_the_bento_does_not_ship_keeps_the_tag(lock_repo: Path, out: str) -> None:
     before = tag_of(lock_repo)
-    set_out_md5(lock_repo, "artifacts/model", "f" * 32 + ".dir")
+    set_out_md5(lock_repo, out, "f" * 32 + ".dir")
     assert tag_of(lock_repo) == before
 
 
@@ -81,14 +115,15 @@ def test_an_output_the_bento_does_not_ship_keeps_the_tag(lock_repo: Path) -> Non
     "path",
     [
         "src/textclf/serving/service.py",
-        "src/textclf/new_module.py",
-        "params.yaml",
+        "src/textclf/inference.py",
+        "serve.yaml",
         "bentofile.yaml",
         "bentofile.gpu.yaml",
-        "bento/setup.sh",
+        "requirements/serving.txt",
+        "bento/Dockerfile.j2",
     ],
 )
-def test_shipped_files_change_the_tag(lock_repo: Path, path: str) -> None:
+def test_serving_files_change_the_tag(lock_repo: Path, path: str) -> None:
     before = tag_of(lock_repo)
     target = lock_repo / path
     target.write_text((target.read_text() if target.exists() else "") + "# changed\n")
@@ -98,6 +133,12 @@ def test_shipped_files_change_the_tag(lock_repo: Path, path: str) -> None:
 @pytest.mark.parametrize(
     "path",
     [
+        "src/textclf/report/gate.py",  # the gate and the PR report
+        "src/textclf/stages/train.py",  # training code
+        "src/textclf/bench/serving.py",  # a benchmark
+        "src/textclf/new_module.py",  # code the service does not import
+        "params.yaml",  # pipeline params: the model outputs carry their effect
+        "gate.yaml",
         "README.md",
         "tests/test_new.py",
         "dvc.yaml",
@@ -105,7 +146,7 @@ def test_shipped_files_change_the_tag(lock_repo: Path, path: str) -> None:
         "src/textclf/notes.md",
     ],
 )
-def test_unrelated_files_keep_the_tag(lock_repo: Path, path: str) -> None:
+def test_files_the_image_does_not_ship_keep_the_tag(lock_repo: Path, path: str) -> None:
     before = tag_of(lock_repo)
     target = lock_repo / path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +175,7 @@ def test_rev_reads_the_commit_not_the_working_tree(lock_repo: Path) -> None:
 def test_a_revert_gives_the_old_tag(lock_repo: Path) -> None:
     tag_a = tag_of(lock_repo)
     set_out_md5(lock_repo, "artifacts/onnx", "e" * 32 + ".dir")
-    (lock_repo / "params.yaml").write_text("export:\n  seed: 2\n")
+    (lock_repo / "serve.yaml").write_text("max_batch_size: 8\n")
     commit_all(lock_repo, "model B")
     tag_b = tag_of(lock_repo)
     assert tag_b != tag_a
@@ -143,10 +184,10 @@ def test_a_revert_gives_the_old_tag(lock_repo: Path) -> None:
 
 
 def test_uncommitted_changes_are_named(lock_repo: Path) -> None:
-    (lock_repo / "params.yaml").write_text("export:\n  seed: 3\n")
+    (lock_repo / "serve.yaml").write_text("max_batch_size: 8\n")
     result = release(lock_repo, "tag", "--no-status")
     assert result.exit_code == 0
-    assert "uncommitted changes to params.yaml" in result.stderr
+    assert "uncommitted changes to serve.yaml" in result.stderr
     assert TAG.fullmatch(result.stdout.strip())
 
 
@@ -161,11 +202,11 @@ def test_missing_dvc_lock_says_to_run_dvc_repro(lock_repo: Path) -> None:
 
 def test_shipped_output_missing_from_dvc_lock(lock_repo: Path) -> None:
     """A bento file no stage has recorded: the error names it and `dvc repro`."""
-    lock = dict(FAKE_LOCK, stages={k: v for k, v in FAKE_LOCK["stages"].items() if k != "drift"})
+    lock = dict(FAKE_LOCK, stages={k: v for k, v in FAKE_LOCK["stages"].items() if k != "export"})
     write_yaml(lock_repo / "dvc.lock", lock)
     with pytest.raises(ReleaseError) as err:
         tag_of(lock_repo)
-    assert "artifacts/drift/reference_profile.parquet" in str(err.value)
+    assert "artifacts/onnx/model.onnx" in str(err.value)
     assert "dvc repro" in str(err.value)
 
 

@@ -35,12 +35,12 @@ SERVE = {
 def serve_env(tmp_path_factory: pytest.TempPathFactory, exported: TinyExport) -> dict[str, str]:
     """Environment of a service on the tiny export: model, params (small limits), traffic dir."""
     tmp = tmp_path_factory.mktemp("serve")
-    params = tmp / "params.yaml"
-    params.write_text(yaml.safe_dump({"serve": SERVE}), encoding="utf-8")
+    serve_file = tmp / "serve.yaml"
+    serve_file.write_text(yaml.safe_dump(SERVE), encoding="utf-8")
     (tmp / "prometheus").mkdir()
     return {
         "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
-        "TEXTCLF_PARAMS": str(params),
+        "TEXTCLF_SERVE_FILE": str(serve_file),
         "TEXTCLF_TRAFFIC_DIR": str(tmp / "traffic"),
         "TEXTCLF_ONNX_VARIANT": "fp32",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),

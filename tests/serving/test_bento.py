@@ -19,12 +19,17 @@ import yaml
 
 from tests.exported import TinyExport
 from tests.serving.live import BENTOML, server_env, serving
-from textclf.inference import OnnxClassifier, model_version
-from textclf.monitoring.drift import build_profile, save_reference_profile
+from textclf.inference import model_version
 
 REPO = Path(__file__).resolve().parents[2]
-COPIED = ["bentofile.yaml", "bentofile.gpu.yaml", "bento/setup.sh"]
-# The copy's params.yaml differs from the checkout's here, to tell which one the bento serves.
+COPIED = [
+    "bentofile.yaml",
+    "bentofile.gpu.yaml",
+    "bento/Dockerfile.j2",
+    "requirements/serving.txt",
+    "requirements/serving-gpu.txt",
+]
+# The copy's serve.yaml differs from the checkout's here, to tell which one the bento serves.
 MAX_TEXTS = 5
 TRAINING_STACK = ("torch", "lightning", "transformers", "dvc")
 
@@ -39,7 +44,7 @@ class Bentos:
 
 
 def _copy_repo(root: Path, exported: TinyExport) -> None:
-    """The files the bentofiles include: source, params, setup script, export, drift profile."""
+    """The whole source tree (the bentofiles pick the serving closure), serve.yaml, the export."""
     shutil.copytree(
         REPO / "src" / "textclf",
         root / "src" / "textclf",
@@ -48,18 +53,11 @@ def _copy_repo(root: Path, exported: TinyExport) -> None:
     for name in COPIED:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
-    params = yaml.safe_load((REPO / "params.yaml").read_text("utf-8"))
-    params["serve"]["max_batch_size"] = MAX_TEXTS
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
-    shutil.copytree(exported.onnx_dir, root / "artifacts" / "onnx")
-    model = OnnxClassifier(root / "artifacts" / "onnx", "int8", threads=1)
-    texts = ["I love this phone", "the flight was delayed again", "meeting notes for monday"]
-    profile = build_profile(texts, model.predict_proba(texts), model.labels)
-    save_reference_profile(
-        profile,
-        root / "artifacts" / "drift" / "reference_profile.parquet",
-        {"model_version": model.version},
+    serve = yaml.safe_load((REPO / "serve.yaml").read_text("utf-8"))
+    (root / "serve.yaml").write_text(
+        yaml.safe_dump({**serve, "max_batch_size": MAX_TEXTS}), "utf-8"
     )
+    shutil.copytree(exported.onnx_dir, root / "artifacts" / "onnx")
 
 
 def _build(root: Path, home: Path, bentofile: str, version: str) -> Path:
@@ -129,15 +127,17 @@ def test_the_bento_holds_the_model_and_no_training_stack(bentos: Bentos, flavour
         "textclf.json",
     ):
         assert (src / "artifacts" / "onnx" / name).is_file(), name
-    assert (src / "artifacts" / "drift" / "reference_profile.parquet").is_file()
-    assert (src / "params.yaml").is_file()
+    assert (src / "serve.yaml").is_file() and not (src / "params.yaml").exists()
     assert (src / "textclf" / "serving" / "service.py").is_file()
+    for absent in ("report", "stages", "bench", "models", "release.py", "monitoring", "cli.py"):
+        assert not (src / "textclf" / absent).exists(), f"{absent} is not serving code"
+    assert not (src / "artifacts" / "drift").exists()
     assert not list(src.rglob("__pycache__"))
     packages = {_package(r) for r in _requirements(bento)}
     assert not packages & set(TRAINING_STACK), packages
     meta = yaml.safe_load((bento / "bento.yaml").read_text("utf-8"))
     assert (meta["name"], meta["service"]) == ("textclf", "textclf.serving.service:TextClassifier")
-    # The API schema was generated from the bento's own params.yaml.
+    # The API schema was generated from the bento's own serve.yaml.
     schema = meta["schema"]["routes"][0]["input"]["properties"]["texts"]
     assert schema["maxItems"] == MAX_TEXTS
 

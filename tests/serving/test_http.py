@@ -39,7 +39,7 @@ def live_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Working directory, params (the test limits, a traffic log that keeps everything) and log."""
     tmp = tmp_path_factory.mktemp("live")
     serve = {**SERVE, "traffic_log": {"max_bytes": 50_000_000, "backups": 1}}
-    (tmp / "params.yaml").write_text(yaml.safe_dump({"serve": serve}), encoding="utf-8")
+    (tmp / "serve.yaml").write_text(yaml.safe_dump(serve), encoding="utf-8")
     return tmp
 
 
@@ -48,7 +48,7 @@ def server(live_dir: Path, exported: TinyExport) -> Iterator[BentoServer]:
     """``bentoml serve`` of the service module on the tiny export (fp32)."""
     env = {
         "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
-        "TEXTCLF_PARAMS": str(live_dir / "params.yaml"),
+        "TEXTCLF_SERVE_FILE": str(live_dir / "serve.yaml"),
         "TEXTCLF_TRAFFIC_DIR": str(live_dir / "traffic"),
         "TEXTCLF_ONNX_VARIANT": "fp32",
     }

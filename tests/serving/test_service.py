@@ -223,12 +223,12 @@ def test_requests_get_a_span_only_with_trace_requests(
     assert untraced.status_code == 200
     assert REQUEST_ID not in untraced.headers  # serve.trace_requests: false (the default)
 
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"serve": {**SERVE, "trace_requests": True}}), "utf-8")
+    params = tmp_path / "serve.yaml"
+    params.write_text(yaml.safe_dump({**SERVE, "trace_requests": True}), "utf-8")
     env = {
         **os.environ,
         **serve_env,
-        "TEXTCLF_PARAMS": str(params),
+        "TEXTCLF_SERVE_FILE": str(params),
         "TEXTCLF_TRAFFIC_DIR": "",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
     }

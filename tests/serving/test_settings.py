@@ -1,4 +1,4 @@
-"""Service settings: environment over params.yaml, and errors that name the key and the fix."""
+"""Service settings: environment over serve.yaml, and errors that name the key and the fix."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ import pytest
 import yaml
 
 from textclf.errors import ConfigError
-from textclf.paths import PARAMS_FILE
+from textclf.paths import SERVE_FILE
 from textclf.serving.settings import find_root, load_settings, read_serve_params
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(tmp_path: Path, serve: object) -> Path:
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"data": {"labels": ["a", "b"]}, "serve": serve}), "utf-8")
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(serve), "utf-8")
     return path
 
 
-def test_repo_params_have_a_valid_serve_section() -> None:
-    params = read_serve_params(REPO / PARAMS_FILE)
+def test_the_repository_serve_file_is_valid() -> None:
+    params = read_serve_params(REPO / SERVE_FILE)
     assert params.variant in ("int8", "fp32")
     assert params.batching.max_texts >= params.max_batch_size  # a full request fits one call
 
@@ -32,7 +32,7 @@ def test_service_threads_fit_the_pods_cpu_limit() -> None:
     """``workers x parallel_calls x threads`` stays within the CPU limit the rollout gives the
     pod: more threads than cores make ONNX Runtime's parallel ops wait for descheduled threads
     (and ``threads: 0`` would mean one per core of the node, not of the pod)."""
-    params = read_serve_params(REPO / PARAMS_FILE)
+    params = read_serve_params(REPO / SERVE_FILE)
     rollout = yaml.safe_load((REPO / "deploy/base/rollout.yaml").read_text("utf-8"))
     (container,) = [
         c for c in rollout["spec"]["template"]["spec"]["containers"] if c["name"] == "textclf"
@@ -48,7 +48,7 @@ def test_environment_overrides_params(tmp_path: Path) -> None:
     path = _params(tmp_path, {"variant": "int8", "max_batch_size": 3})
     settings = load_settings(
         {
-            "TEXTCLF_PARAMS": str(path),
+            "TEXTCLF_SERVE_FILE": str(path),
             "TEXTCLF_ONNX_VARIANT": "fp32",
             "TEXTCLF_MODEL_DIR": "/models/x",
             "TEXTCLF_TRAFFIC_DIR": "/t",
@@ -61,7 +61,7 @@ def test_environment_overrides_params(tmp_path: Path) -> None:
 
 def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) -> None:
     path = _params(tmp_path, {"variant": "int8"})
-    settings = load_settings({"TEXTCLF_PARAMS": str(path)})
+    settings = load_settings({"TEXTCLF_SERVE_FILE": str(path)})
     assert settings.variant == "int8"
     assert settings.model_dir == tmp_path / "artifacts" / "onnx"
     assert settings.traffic_dir is None  # recording is off unless TEXTCLF_TRAFFIC_DIR is set
@@ -71,15 +71,19 @@ def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("serve", "env", "fragments"),
     [
-        ({"max_batch_size": 0}, {}, ["serve.max_batch_size = 0", "Fix:"]),
+        (
+            {"max_batch_size": 0},
+            {},
+            ["serve.yaml has 1 invalid value(s)", "max_batch_size = 0", "Fix:"],
+        ),
         ({"batching": {"max_queue_ms": 1}}, {}, ["batching.max_queue_ms = 1", "Fix:"]),
-        ({"workers": 0}, {}, ["serve.workers = 0", "Fix:"]),
-        ({"parallel_calls": 0}, {}, ["serve.parallel_calls = 0", "Fix:"]),
+        ({"workers": 0}, {}, ["workers = 0", "Fix:"]),
+        ({"parallel_calls": 0}, {}, ["parallel_calls = 0", "Fix:"]),
         ({"varient": "int8"}, {}, ["unknown key", "did you mean 'variant'"]),
-        ({"variant": "int4"}, {}, ["serve.variant", "int8"]),
-        ({"trace_requests": "sometimes"}, {}, ["serve.trace_requests", "Fix:"]),
+        ({"variant": "int4"}, {}, ["variant", "int8"]),
+        ({"trace_requests": "sometimes"}, {}, ["trace_requests", "Fix:"]),
         ({}, {"TEXTCLF_ONNX_VARIANT": "int4"}, ["TEXTCLF_ONNX_VARIANT='int4'", "Fix:"]),
-        ("fp32", {}, ["'serve' must be a mapping"]),
+        ("fp32", {}, ["must be a mapping of serve keys"]),
     ],
 )
 def test_bad_settings_name_the_key_and_the_fix(
@@ -87,14 +91,14 @@ def test_bad_settings_name_the_key_and_the_fix(
 ) -> None:
     path = _params(tmp_path, serve)
     with pytest.raises(ConfigError) as err:
-        load_settings({"TEXTCLF_PARAMS": str(path), **env})
+        load_settings({"TEXTCLF_SERVE_FILE": str(path), **env})
     for fragment in fragments:
         assert fragment in str(err.value)
 
 
-def test_a_missing_params_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="TEXTCLF_PARAMS=.*does not exist"):
-        load_settings({"TEXTCLF_PARAMS": str(tmp_path / "nope.yaml")})
+def test_a_missing_serve_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TEXTCLF_SERVE_FILE=.*does not exist"):
+        load_settings({"TEXTCLF_SERVE_FILE": str(tmp_path / "nope.yaml")})
 
 
 @pytest.mark.parametrize("module", ["textclf.serving.service", "textclf.inference"])

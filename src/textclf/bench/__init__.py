@@ -148,8 +148,8 @@ def _run_one(
         result: dict[str, Any] = child["result"]
         return result
     if name == "serving":
-        params_file = paths.params if paths.params.is_file() else None
-        return serving.run(model_dir, quick=quick, params_file=params_file)
+        serve_file = paths.serve_file if paths.serve_file.is_file() else None
+        return serving.run(model_dir, quick=quick, serve_file=serve_file)
     return pipeline.run(paths.root, quick=quick, repeats=options.pipeline_repeats, base=base)
 
 

@@ -100,18 +100,18 @@ def run(
     texts: list[str] | None = None,
     levels: tuple[int, ...] | None = None,
     env: dict[str, str] | None = None,
-    params_file: Path | None = None,
+    serve_file: Path | None = None,
 ) -> dict[str, Any]:
     """Throughput and p50/p95/p99 of the service vs direct calls at each concurrency level.
 
-    ``params_file`` is the params.yaml whose ``serve`` section the service reads (default: the
-    one the service finds itself); ``env`` is added to the server's environment.
+    ``serve_file`` is the serve.yaml the service reads (default: the one the service finds
+    itself); ``env`` is added to the server's environment.
     """
     from textclf.bench.inference import default_texts
     from textclf.inference import OnnxClassifier
     from textclf.serving.settings import (
         ENV_MODEL_DIR,
-        ENV_PARAMS,
+        ENV_SERVE_FILE,
         ENV_TRAFFIC_DIR,
         ENV_VARIANT,
         load_settings,
@@ -125,7 +125,7 @@ def run(
         ENV_MODEL_DIR: str(model_dir),
         ENV_VARIANT: variant,
         ENV_TRAFFIC_DIR: "",
-        **({ENV_PARAMS: str(Path(params_file).resolve())} if params_file else {}),
+        **({ENV_SERVE_FILE: str(Path(serve_file).resolve())} if serve_file else {}),
         **(env or {}),
     }
     settings = load_settings({**os.environ, **server_env})
@@ -135,7 +135,7 @@ def run(
     clf = OnnxClassifier(model_dir, variant, threads=0)  # type: ignore[arg-type]
     results: dict[str, Any] = {
         "variant": variant,
-        "params_file": settings.params_file,
+        "serve_file": settings.serve_file,
         "inference_batch_size": batch_size,
         "workers": settings.params.workers,
         "threads_per_worker": settings.params.threads,

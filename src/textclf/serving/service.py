@@ -8,8 +8,8 @@ once the model is loaded and warmed up: ``__is_ready__``) and Prometheus ``/metr
 ``serve.workers`` processes each load the model and batch their own requests.
 
 Configuration (read when this module is imported; see :mod:`textclf.serving.settings`):
-``TEXTCLF_MODEL_DIR``, ``TEXTCLF_ONNX_VARIANT``, ``TEXTCLF_TRAFFIC_DIR``, ``TEXTCLF_PARAMS``, and
-the ``serve`` section of ``params.yaml``. Imports no torch, Lightning or transformers.
+``TEXTCLF_MODEL_DIR``, ``TEXTCLF_ONNX_VARIANT``, ``TEXTCLF_TRAFFIC_DIR``, ``TEXTCLF_SERVE_FILE``,
+and ``serve.yaml``. Imports no torch, Lightning or transformers.
 """
 
 from __future__ import annotations

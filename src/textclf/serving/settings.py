@@ -1,8 +1,8 @@
-"""Where the service finds its model and limits: environment variables over ``params.yaml``.
+"""Where the service finds its model and limits: environment variables over ``serve.yaml``.
 
-Only the ``serve`` section of ``params.yaml`` is read (other sections may need training code).
-The file is found next to the package: in a bento (``python.is_src_layout``) that is the bento's
-``src/`` directory, in a checkout it is the repository root; ``TEXTCLF_PARAMS`` overrides it.
+``serve.yaml`` is the service's only configuration, and all of it that the image ships. It is
+found next to the package: in a bento (``python.is_src_layout``) that is the bento's ``src/``
+directory, in a checkout it is the repository root; ``TEXTCLF_SERVE_FILE`` overrides it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from textclf import yamlio
 from textclf.config import ServeParams, format_validation_error
 from textclf.errors import ConfigError
-from textclf.paths import PARAMS_FILE, Paths
+from textclf.paths import SERVE_FILE, Paths
 
 ENV_MODEL_DIR = "TEXTCLF_MODEL_DIR"
 ENV_VARIANT = "TEXTCLF_ONNX_VARIANT"
 ENV_TRAFFIC_DIR = "TEXTCLF_TRAFFIC_DIR"
-ENV_PARAMS = "TEXTCLF_PARAMS"
+ENV_SERVE_FILE = "TEXTCLF_SERVE_FILE"
 VARIANTS = ("int8", "fp32")
 
 
@@ -31,54 +31,52 @@ class ServeSettings:
     """Everything the service needs to start, resolved once."""
 
     params: ServeParams
-    params_file: Path | None
+    serve_file: Path | None
     model_dir: Path
     variant: str
     traffic_dir: Path | None
 
 
 def find_root(start: Path | None = None) -> Path | None:
-    """The nearest directory above this package (then the cwd) that holds ``params.yaml``."""
+    """The nearest directory above this package (then the cwd) that holds ``serve.yaml``."""
     here = (start or Path(__file__)).resolve()
     for candidate in [*here.parents, Path.cwd()]:
-        if (candidate / PARAMS_FILE).is_file():
+        if (candidate / SERVE_FILE).is_file():
             return candidate
     return None
 
 
 def read_serve_params(path: Path) -> ServeParams:
-    """Validate the ``serve`` section of a params file (other sections are not read)."""
+    """Validate a ``serve.yaml`` (its keys at the top level)."""
     try:
-        raw = yamlio.read(path) or {}
+        raw = yamlio.read(path)
     except ConfigError as err:
-        raise ConfigError(f"{err}. Fix: point {ENV_PARAMS} at a valid params.yaml.") from None
-    section = raw.get("serve", {}) if isinstance(raw, dict) else None
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: 'serve' must be a mapping of keys, got {section!r}.")
+        raise ConfigError(f"{err}. Fix: point {ENV_SERVE_FILE} at a valid serve.yaml.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping of serve keys, got {raw!r}.")
     try:
-        return ServeParams.model_validate(section)
+        return ServeParams.model_validate(raw)
     except ValidationError as err:
-        message = format_validation_error(err, f"{path} (section serve)", ServeParams)
-        raise ConfigError(message.replace("  - ", "  - serve.")) from None
+        raise ConfigError(format_validation_error(err, str(path), ServeParams)) from None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
     """Resolve params, model directory, variant and traffic directory from env and params."""
     env = os.environ if environ is None else environ
-    params_file: Path | None
+    serve_file: Path | None
     root: Path | None
-    if env.get(ENV_PARAMS):
-        explicit = Path(env[ENV_PARAMS])
+    if env.get(ENV_SERVE_FILE):
+        explicit = Path(env[ENV_SERVE_FILE])
         if not explicit.is_file():
             raise ConfigError(
-                f"{ENV_PARAMS}={explicit} does not exist. Fix: point it at a "
-                "params.yaml or unset it."
+                f"{ENV_SERVE_FILE}={explicit} does not exist. Fix: point it at a "
+                "serve.yaml or unset it."
             )
-        params_file, root = explicit, explicit.parent
+        serve_file, root = explicit, explicit.parent
     else:
         root = find_root()
-        params_file = root / PARAMS_FILE if root else None
-    params = read_serve_params(params_file) if params_file else ServeParams()
+        serve_file = root / SERVE_FILE if root else None
+    params = read_serve_params(serve_file) if serve_file else ServeParams()
     variant = env.get(ENV_VARIANT) or params.variant
     if variant not in VARIANTS:
         raise ConfigError(
@@ -91,14 +89,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
         model_dir = Paths(root).onnx_dir
     else:
         raise ConfigError(
-            f"no {PARAMS_FILE} next to the textclf package or in {Path.cwd()}, "
+            f"no {SERVE_FILE} next to the textclf package or in {Path.cwd()}, "
             f"so the model directory is unknown. Fix: set {ENV_MODEL_DIR} to an "
             "artifacts/onnx directory."
         )
     traffic = env.get(ENV_TRAFFIC_DIR)
     return ServeSettings(
         params=params,
-        params_file=params_file,
+        serve_file=serve_file,
         model_dir=model_dir,
         variant=variant,
         traffic_dir=Path(traffic) if traffic else None,

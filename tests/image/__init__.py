@@ -1,0 +1,1 @@
+"""Image tests: podman builds, runs and pushes with the project's setup (`make test-image`)."""
