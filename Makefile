@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento \
-  serve report gate release-tag release-manifests release-check release-verify release-pull \
+  serve report gate release-tag release-manifests release-check release-verify release-pull release-pin release-images release-push release-missing release-verify-image checkout \
   promote review-pull review-push review-plots
 
 help: ## Show this help
@@ -68,14 +68,38 @@ report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>,
 gate: $(STAMP) ## Promotion gate against BASE, with BASE's thresholds; non-zero when it fails
 	textclf gate --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
 
-release-tag: $(STAMP) ## Print the image tag computed from dvc.lock, the serving code and bentofile.yaml
-	@textclf release tag
+release-tag: $(STAMP) ## Print the serving image's tag (content address of what it ships; IMAGE=drift for the drift image)
+	@textclf release tag --image "$(or $(IMAGE),serving)"
 
-release-manifests: $(STAMP) ## Write the release tag into deploy/overlays/production (commit the result)
+release-manifests: $(STAMP) ## Write the images' tags into every deploy overlay (commit them with dvc.lock)
 	textclf release manifests
 
 release-check: $(STAMP) ## Fail unless outputs are committed and the overlays name the computed tag (REV=<commit>: git only)
 	textclf release check --root "$(ROOT)" $(if $(REV),--rev "$(REV)")
+
+release-pin: $(STAMP) ## Write the registry's digests for the pinned tags into the overlays (after the review pushed them)
+	textclf release pin --root "$(ROOT)"
+
+release-images: $(STAMP) ## Fail unless every overlay pin's tag@digest is in the registry (REV=<commit>)
+	textclf release images --root "$(ROOT)" $(if $(REV),--rev "$(REV)")
+
+# The review's push job and the release: ARCHIVE is an OCI archive a pull-request job built;
+# nothing is pushed unless its bytes are what the commit and dvc.lock name.
+release-push: $(STAMP) ## (review CI) Verify the VARIANT image in ARCHIVE against dvc.lock and the commit, then push it
+	@test -n "$(ARCHIVE)" || { echo "usage: make release-push VARIANT=<v> ARCHIVE=<oci archive>" >&2; exit 2; }
+	textclf release verify-archive "$(ARCHIVE)" --root "$(ROOT)" $(if $(REV),--rev "$(REV)") --variant "$(VARIANT)"
+	textclf release push "$(ARCHIVE)" --root "$(ROOT)" $(if $(REV),--rev "$(REV)") --variant "$(VARIANT)" \
+	  $(if $(GITHUB_OUTPUT),--outputs "$(GITHUB_OUTPUT)")
+
+release-verify-image: $(STAMP) ## (release job) Fetch the pinned VARIANT image by digest; re-hash its files; check provenance in CI
+	textclf release verify-image --root "$(ROOT)" $(if $(REV),--rev "$(REV)") --variant "$(VARIANT)" \
+	  $(if $(GITHUB_REPOSITORY),--attested-by "$(GITHUB_REPOSITORY)")
+
+release-missing: $(STAMP) ## Print (JSON) the image variants of ROOT/REV whose tag is not in the registry
+	@textclf release missing --root "$(ROOT)" $(if $(REV),--rev "$(REV)")
+
+checkout: $(STAMP) ## Check out the shipped outputs dvc.lock names from the local DVC cache
+	dvc checkout $$(textclf release outputs)
 
 release-verify: $(STAMP) ## Re-hash the DVC cache and workspace outputs against dvc.lock (data.dvc too)
 	textclf release verify --root "$(ROOT)" --dvc-files
@@ -114,11 +138,16 @@ test-all: $(STAMP) ## Run every test, slow ones included (not the image tests: m
 container-setup: ## (root) Install podman, runc, mmdebstrap, docker-registry; build the local python:3.11-slim
 	bash scripts/containers/setup.sh
 
-image: $(STAMP) ## Build the CPU serving image of the workspace's model with podman (runs the pipeline if needed)
-	@test -f artifacts/onnx/model.int8.onnx || $(MAKE) repro
-	bash scripts/containers/build-image.sh $(BENTO_FILE)
+VARIANT ?= cpu
+ARCHIVE ?=
 
-test-image: $(STAMP) container-setup image ## Run the serving image as the pod does and probe it; push to a local registry
+image: $(STAMP) ## Build an image of the workspace's model with podman (VARIANT=cpu|gpu|drift; runs the pipeline if needed)
+	@test -f artifacts/onnx/model.int8.onnx || $(MAKE) repro
+	bash scripts/containers/build-image.sh $(VARIANT) $(if $(ARCHIVE),--save "$(ARCHIVE)")
+
+test-image: $(STAMP) container-setup ## Build the serving and drift images, run them as the pods do, push to a local registry
+	$(MAKE) image VARIANT=cpu
+	$(MAKE) image VARIANT=drift
 	$(BIN)/pytest -m image tests/image $(PYTEST_ARGS)
 
 lint: $(STAMP) secrets ## ruff (lint + format check), mypy and the secret scan
@@ -129,7 +158,7 @@ lint: $(STAMP) secrets ## ruff (lint + format check), mypy and the secret scan
 secrets: $(STAMP) ## Scan every file git tracks (or would) for secrets against .secrets.baseline
 	git ls-files -z --cached --others --exclude-standard | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 
-LOCKS := requirements/serving.txt requirements/serving-gpu.txt
+LOCKS := requirements/serving.txt requirements/serving-gpu.txt requirements/drift.txt
 
 lock: $(STAMP) ## Recompile the hash-locked image requirements (requirements/*.txt) from requirements/*.in
 	for lock in $(LOCKS); do \

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Build the serving image of the workspace's model with podman: `bentoml build`, then
-# `bentoml containerize --backend podman`. Prints the image reference on the last line.
+# Build an image of the workspace's model with podman, as the release would. Prints the image
+# reference on the last line.
 #
 # Usage (from the repository root, after `make container-setup`):
-#   bash scripts/containers/build-image.sh [bentofile.yaml|bentofile.gpu.yaml]
+#   bash scripts/containers/build-image.sh [cpu|gpu|drift] [--save <archive.tar>]
 #
-# The image is named localhost/textclf[-gpu]:<release tag of the workspace> (`textclf release tag
-# --no-status`: the content address of what the bento ships, so a rebuild of the same content
-# reuses the name and podman's layer cache). It is a local build for tests and benchmarks: the
-# release builds and pushes in CI (README "Release, deploy and roll back").
+# --save also writes the image as an OCI archive (what the review's push job verifies and pushes).
+# cpu/gpu: the serving bento (`bentoml build -f bentofile[.gpu].yaml`, then
+# `bentoml containerize --backend podman`); drift: images/drift.Containerfile over exactly the
+# files images/drift.yaml lists (`textclf release context`). The image is named
+# localhost/textclf[-gpu|-drift]:<the workspace's release tag>: the content address of what it
+# ships, so a rebuild of the same content reuses the name and podman's layer cache. A local build
+# for tests and benchmarks: the review builds and pushes in CI (README "Propose, review, merge").
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -16,43 +19,60 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-bentofile=${1:-bentofile.yaml}
-[ -f "$bentofile" ] || die "$bentofile not found: run from the repository root"
+variant=${1:-cpu}
+archive=
+if [ "${2:-}" = --save ]; then
+  archive=${3:?--save needs a path}
+fi
 env_file=$TEXTCLF_CONTAINERS/env
 [ -f "$env_file" ] || die "$env_file is missing. Fix: run \`make container-setup\` first"
 # shellcheck source=/dev/null
 . "$env_file"
-for file in artifacts/onnx/model.onnx artifacts/onnx/model.int8.onnx; do
-  [ -f "$file" ] || die "$file is missing. Fix: run \`make repro\` (or \`dvc pull\`) first"
-done
-
-case $bentofile in
-  *gpu*) name=localhost/textclf-gpu ;;
-  *) name=localhost/textclf ;;
-esac
-tag=$(textclf release tag --no-status 2>/dev/null)
-export BENTOML_HOME=$TEXTCLF_CONTAINERS/bentoml
-work=$TEXTCLF_CONTAINERS/build
-mkdir -p "$BENTOML_HOME" "$work/tmp"
 logs=$TEXTCLF_CONTAINERS/logs
-mkdir -p "$logs"
+work=$TEXTCLF_CONTAINERS/build
+mkdir -p "$logs" "$work/tmp"
 
-start=$(now)
-bentoml delete --yes "textclf:$tag" >/dev/null 2>&1 || true
-quietly "$logs/bentoml-build.log" bentoml build -f "$bentofile" --version "$tag" .
-report_time "bentoml build" "$start"
+case $variant in
+  cpu) name=localhost/textclf bentofile=bentofile.yaml image=serving ;;
+  gpu) name=localhost/textclf-gpu bentofile=bentofile.gpu.yaml image=serving ;;
+  drift) name=localhost/textclf-drift image=drift ;;
+  *) die "unknown variant '$variant': give cpu, gpu or drift" ;;
+esac
+tag=$(textclf release tag --image "$image")
 
-# BentoML resolves the bento's dockerfile_template inside its temporary build context and
-# refuses any path outside the working directory: build from the state directory, with the
-# temporary context under it. The build-only containers.conf mounts the CA bundle and uv's
-# certificate setting (TLS to PyPI is intercepted here).
-start=$(now)
-(
-  cd "$work"
-  quietly "$logs/containerize.log" \
-    env TMPDIR="$work/tmp" CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
-    bentoml containerize --backend podman "textclf:$tag" -t "$name:$tag"
-)
-report_time "bentoml containerize" "$start"
+if [ "$variant" = drift ]; then
+  context=$(mktemp -d "$work/tmp/drift.XXXXXX")
+  trap 'rm -rf "$context"' EXIT
+  start=$(now)
+  quietly "$logs/drift-context.log" textclf release context --variant drift "$context"
+  quietly "$logs/drift-build.log" env CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
+    podman build --file "$context/images/drift.Containerfile" --tag "$name:$tag" "$context"
+  report_time "podman build" "$start"
+else
+  export BENTOML_HOME=$TEXTCLF_CONTAINERS/bentoml
+  mkdir -p "$BENTOML_HOME"
+  start=$(now)
+  bentoml delete --yes "textclf:$tag" >/dev/null 2>&1 || true
+  quietly "$logs/bentoml-build.log" bentoml build -f "$bentofile" --version "$tag" .
+  report_time "bentoml build" "$start"
+  # BentoML resolves the bento's dockerfile_template inside its temporary build context and
+  # refuses any path outside the working directory: build from the state directory, with the
+  # temporary context under it. The build-only containers.conf mounts the CA bundle and uv's
+  # certificate setting (TLS to PyPI is intercepted here).
+  start=$(now)
+  (
+    cd "$work"
+    quietly "$logs/containerize.log" \
+      env TMPDIR="$work/tmp" CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
+      bentoml containerize --backend podman "textclf:$tag" -t "$name:$tag"
+  )
+  report_time "bentoml containerize" "$start"
+fi
+if [ -n "$archive" ]; then
+  start=$(now)
+  rm -f "$archive"
+  quietly "$logs/save.log" podman save --format oci-archive --output "$archive" "$name:$tag"
+  report_time "podman save" "$start" "$archive"
+fi
 remove_empty_libpod_cgroups
 echo "$name:$tag"

@@ -3,7 +3,7 @@
 #
 #   sudo bash scripts/containers/setup.sh        (CI: as root on a fresh Debian bookworm machine)
 #
-# 1. installs podman, buildah, runc, catatonit, mmdebstrap and docker-registry from Debian;
+# 1. installs podman, buildah, runc, catatonit, mmdebstrap, docker-registry and skopeo from Debian;
 # 2. writes a project-local podman configuration under $TEXTCLF_CONTAINERS
 #    (default /var/tmp/textclf-containers) and $TEXTCLF_CONTAINERS/env, which exports it;
 # 3. builds the local base image python:3.11-slim (the bento's Dockerfile starts FROM it and no
@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/common.sh"
 
 # catatonit is podman's `--init` (a Recommends, which --no-install-recommends leaves out).
-PACKAGES=(podman buildah runc catatonit mmdebstrap docker-registry)
+PACKAGES=(podman buildah runc catatonit mmdebstrap docker-registry skopeo)
 SUITE=bookworm
 DEBIAN_BASE=localhost/textclf-debian:$SUITE
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
@@ -109,10 +109,14 @@ graphroot = "$STATE/storage"
 runroot = "$STATE/run"
 EOF
 
+  # TEXTCLF_PULL_REGISTRY (e.g. docker.io, where the GPU image's CUDA base lives): search it
+  # for short names. Unset (the default, and on this project's offline machines): no search.
+  local search=""
+  [[ -z ${TEXTCLF_PULL_REGISTRY:-} ]] || search="\"$TEXTCLF_PULL_REGISTRY\""
   write_file "$STATE/registries.conf" <<EOF
-# Written by scripts/containers/setup.sh. No registry is searched for short names: images
-# such as python:3.11-slim resolve to the local ones or fail, never to a pull.
-unqualified-search-registries = []
+# Written by scripts/containers/setup.sh. Short names (python:3.11-slim) resolve to the local
+# images first; only TEXTCLF_PULL_REGISTRY, when set, is searched for the others.
+unqualified-search-registries = [$search]
 
 # The local OCI registry of scripts/containers/registry.sh (plain HTTP on loopback).
 [[registry]]
@@ -175,9 +179,10 @@ recipe_hash() {
 
 build_base_image() {
   local mirror recipe old_id current tmp
-  mirror=$(debian_mirror)
+  # TEXTCLF_DEBIAN_MIRROR: for hosts whose apt is not Debian (GitHub's Ubuntu runners).
+  mirror=${TEXTCLF_DEBIAN_MIRROR:-$(debian_mirror)}
   [[ -n $mirror ]] || die "no 'deb' source for $SUITE in /etc/apt/sources.list{,.d/*}: \
-add the Debian mirror apt should use, e.g. http://deb.debian.org/debian"
+set TEXTCLF_DEBIAN_MIRROR to a Debian mirror, e.g. http://deb.debian.org/debian"
   recipe=$(recipe_hash "$mirror")
   read -r old_id current < <(podman image inspect \
     --format '{{.Id}} {{ index .Labels "org.textclf.base-recipe" }}' "$BASE_IMAGE" 2>/dev/null ||

@@ -11,7 +11,7 @@ import typer
 from textclf.console import fail, print_json
 from textclf.errors import TextclfError
 from textclf.monitoring.check import drift_check_cmd
-from textclf.release import release_app
+from textclf.release.cli import release_app
 
 app = typer.Typer(
     help="Transformer text classifier: pipeline stages, checks and release helpers.\n\n"
@@ -149,7 +149,8 @@ def bench(
         list[str] | None,
         typer.Option(
             "--only",
-            help="run only these benchmarks (repeatable): training, inference, serving, pipeline.",
+            help="run only these benchmarks (repeatable): training, inference, serving, pipeline, "
+            "image.",
         ),
     ] = None,
     train_steps: Annotated[

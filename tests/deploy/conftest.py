@@ -32,12 +32,13 @@ GITOPS_DIRS: tuple[str, ...] = ("argocd", "flux")
 K8S_VERSION = "1.30.0"
 
 IMAGE_NAME = "textclf"
+DRIFT_IMAGE_NAME = "textclf-drift"
 IMAGE_REPOSITORY = "ghcr.io/your-org/gitops-text-classifier"
 REPO_URL = "https://github.com/your-org/gitops-text-classifier.git"
 SERVICE_PORT = 3000
 TRAFFIC_DIR = "/var/lib/textclf/traffic"
 TRAFFIC_PVC = "textclf-traffic"
-DRIFT_COMMAND = ["textclf", "drift-check", "--traffic-dir", TRAFFIC_DIR]
+DRIFT_ARGS = ["--traffic-dir", TRAFFIC_DIR]  # the drift image's entrypoint is the check
 
 KUBECTL_HINT = (
     "kubectl with kustomize >= v5 is needed to render deploy/. On Linux it comes with the dev "

@@ -11,7 +11,8 @@ import yaml
 
 from .conftest import (
     DEPLOY_DIR,
-    DRIFT_COMMAND,
+    DRIFT_ARGS,
+    DRIFT_IMAGE_NAME,
     IMAGE_NAME,
     IMAGE_REPOSITORY,
     OVERLAYS,
@@ -63,56 +64,66 @@ def _resolve_port(container: dict[str, Any], port: int | str) -> int:
 # --------------------------------------------------------------------------- image
 
 
-def test_production_image_is_the_released_tag() -> None:
-    """Production runs ghcr.io/your-org/gitops-text-classifier:<newTag in its kustomization>."""
-    images = _kustomization("production")["images"]
-    assert len(images) == 1, "release-manifests rewrites exactly one images entry"
-    (entry,) = images
-    assert set(entry) == {"name", "newName", "newTag"}
-    assert entry["name"] == IMAGE_NAME
-    assert entry["newName"] == IMAGE_REPOSITORY
-    assert isinstance(entry["newTag"], str)
-    assert re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", entry["newTag"])
-    # production-gpu runs the GPU image (bentofile.gpu.yaml), pushed with the same tag.
-    repositories = {"production": IMAGE_REPOSITORY, "production-gpu": f"{IMAGE_REPOSITORY}-gpu"}
-    for overlay, repository in repositories.items():
-        workloads = _workloads(render_overlay(overlay))
-        assert {w["kind"] for w in workloads} == set(WORKLOAD_KINDS)
-        for workload in workloads:
-            for container in containers(workload):
-                expected = f"{repository}:{entry['newTag']}"
-                assert container["image"] == expected, f"{overlay} {workload['kind']}"
+def _entries(overlay: str) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in _kustomization(overlay)["images"]}
 
 
-def test_gpu_overlay_renames_the_repository_only() -> None:
-    """production-gpu swaps in the GPU repository and never sets a tag of its own."""
-    (entry,) = _kustomization("production-gpu")["images"]
-    assert entry == {"name": IMAGE_REPOSITORY, "newName": f"{IMAGE_REPOSITORY}-gpu"}
+#: workload kind -> (kustomize image name, repository suffix) of its container.
+WORKLOAD_IMAGES = {"Rollout": (IMAGE_NAME, ""), "CronJob": (DRIFT_IMAGE_NAME, "-drift")}
 
 
-def test_production_tag_is_documented_as_release_managed() -> None:
-    """The comment above production's images block names its only writer."""
-    text = (OVERLAYS_DIR / "production" / "kustomization.yaml").read_text("utf-8")
-    head = text[: text.index("\nimages:")]
-    assert "make release-manifests" in head
-    assert "never be changed by image" in head
+def test_production_pins_each_image_by_tag_and_release_managed_keys_only() -> None:
+    """Production pins the service and the drift job: newName, newTag (and digest once pinned)."""
+    entries = _entries("production")
+    assert set(entries) == {IMAGE_NAME, DRIFT_IMAGE_NAME}
+    for name, suffix in WORKLOAD_IMAGES.values():
+        entry = entries[name]
+        assert set(entry) <= {"name", "newName", "newTag", "digest"}
+        assert entry["newName"] == IMAGE_REPOSITORY + suffix
+        assert re.fullmatch(r"[md]-[0-9a-f]{12}", entry["newTag"])
+        if "digest" in entry:
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", entry["digest"])
+    assert entries[IMAGE_NAME]["newTag"].startswith("m-")
+    assert entries[DRIFT_IMAGE_NAME]["newTag"].startswith("d-")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_container_uses_the_rewritten_image(overlay: str) -> None:
-    """No container keeps the bare kustomize image name `textclf`."""
-    repository = f"{IMAGE_REPOSITORY}-gpu" if overlay.endswith("-gpu") else IMAGE_REPOSITORY
+def test_every_container_runs_its_pinned_image(overlay: str) -> None:
+    """The service runs the serving image, the CronJob the drift image: name:tag[@digest]."""
+    production = _entries("production")
+    gpu = _entries("production-gpu")[IMAGE_REPOSITORY] if overlay == "production-gpu" else None
     for workload in _workloads(render_overlay(overlay)):
+        name, suffix = WORKLOAD_IMAGES[workload["kind"]]
+        entry = _entries("staging" if overlay == "staging" else "production")[name]
+        if gpu is not None and workload["kind"] == "Rollout":
+            entry, suffix = {**production[name], **gpu}, "-gpu"
+        assert entry["newName"] == IMAGE_REPOSITORY + suffix
+        expected = f"{entry['newName']}:{entry['newTag']}"
+        if entry.get("digest"):
+            expected += f"@{entry['digest']}"
         for container in containers(workload):
-            assert container["image"].startswith(f"{repository}:")
+            assert container["image"] == expected, f"{overlay} {workload['kind']}"
 
 
-def test_staging_runs_the_released_image() -> None:
-    """Staging names the same repository and tag as production (`textclf release manifests`)."""
-    (entry,) = _kustomization("staging")["images"]
-    (production,) = _kustomization("production")["images"]
-    assert entry["name"] == IMAGE_NAME and entry["newName"] == IMAGE_REPOSITORY
-    assert entry["newTag"] == production["newTag"]
+def test_gpu_overlay_pins_its_own_image() -> None:
+    """production-gpu renames the serving repository and pins its own tag (and digest)."""
+    (entry,) = _kustomization("production-gpu")["images"]
+    assert entry["name"] == IMAGE_REPOSITORY and entry["newName"] == f"{IMAGE_REPOSITORY}-gpu"
+    assert entry["newTag"] == _entries("production")[IMAGE_NAME]["newTag"]
+    assert set(entry) <= {"name", "newName", "newTag", "digest"}
+
+
+def test_the_pins_are_documented_as_release_managed() -> None:
+    """The comment above production's images block names its writers."""
+    text = (OVERLAYS_DIR / "production" / "kustomization.yaml").read_text("utf-8")
+    head = text[: text.index("\nimages:")]
+    assert "make release-manifests" in head and "make release-pin" in head
+    assert "Never let image automation change them" in head
+
+
+def test_staging_runs_the_released_images() -> None:
+    """Staging pins the same images as production (`textclf release manifests` / `pin`)."""
+    assert _entries("staging") == _entries("production")
 
 
 # --------------------------------------------------------------------------- pod security
@@ -149,7 +160,7 @@ def test_writable_paths_are_volumes(overlay: str) -> None:
             for container in pod["containers"]:
                 mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
                 env = _env(container)
-                for path in ("/tmp", env["BENTOML_HOME"]):
+                for path in ("/tmp", env.get("BENTOML_HOME", "/tmp")):
                     assert "emptyDir" in volumes[mounts[path]["name"]], path
                 traffic = volumes[mounts[TRAFFIC_DIR]["name"]]
                 assert traffic["persistentVolumeClaim"]["claimName"] == TRAFFIC_PVC
@@ -221,8 +232,8 @@ def test_drift_cronjob_contract(overlay: str) -> None:
     (pod,) = pod_specs(cron)
     assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
-    assert container["command"] == DRIFT_COMMAND
-    assert "args" not in container
+    assert "command" not in container, "the drift image's entrypoint is the check"
+    assert container["args"] == DRIFT_ARGS
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == TRAFFIC_DIR)
     assert mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])

@@ -27,11 +27,14 @@ from tests.image.containers import (
     state_dir,
     tail,
 )
+from tests.release.conftest import _pipeline_template, pipeline_repo  # noqa: F401 (fixtures)
 
 # Names of the images these tests build: unique per session, removed at its end.
 SESSION = uuid.uuid4().hex[:8]
 IMAGE_PREFIX = "localhost/textclf-image-tests"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+#: Figures the image tests measure (printed at the end of the run).
+FIGURES: dict[str, str] = {}
 
 # The demo image: one small pure-Python package from PyPI, installed through the host's CA
 # bundle, which (like uv's config) only the build-only containers.conf mounts.
@@ -136,8 +139,6 @@ def demo_image(
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the serving image's figures (size, run to ready, memory) the tests measured."""
-    from tests.image.test_serving_image import FIGURES
-
     if FIGURES:
         terminalreporter.write_sep("-", "serving image")
         for name, value in FIGURES.items():

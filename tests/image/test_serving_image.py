@@ -17,11 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.image.conftest import FIGURES
 from tests.image.containers import REPO, Podman
 from textclf.bench.image import Container, image_size, probe, run_image
 from textclf.errors import ArtifactError
 from textclf.inference import OnnxClassifier
-from textclf.release import compute
+from textclf.release.tag import compute
 
 pytestmark = pytest.mark.image
 
@@ -33,7 +34,6 @@ TEXTS = [
     "@united worst service ever http://t.co/x",
 ]
 TRAINING_STACK = ("torch", "lightning", "transformers", "dvc", "evidently", "pandas", "sklearn")
-FIGURES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")

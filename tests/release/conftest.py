@@ -1,16 +1,10 @@
-"""Temporary git + DVC repositories shaped like this one, and a local container registry."""
+"""Temporary git + DVC repositories shaped like this one (tests/image adds a real registry)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +26,9 @@ COPIED = (
     "requirements/serving-gpu.txt",
     "serve.yaml",
     "bento/Dockerfile.j2",
+    "images/drift.yaml",
+    "images/drift.Containerfile",
+    "requirements/drift.txt",
     PRODUCTION,
     PRODUCTION_GPU,
     STAGING,
@@ -100,9 +97,9 @@ FAKE_LOCK = {
 }
 
 
-def shipped_sources() -> list[str]:
-    """The source files bentofile.yaml ships (its include entries under src/)."""
-    spec = yaml.safe_load((REPO / "bentofile.yaml").read_text(encoding="utf-8"))
+def shipped_sources(definition: str = "bentofile.yaml") -> list[str]:
+    """The source files an image definition ships (its include entries under src/)."""
+    spec = yaml.safe_load((REPO / definition).read_text(encoding="utf-8"))
     return [p for p in spec["include"] if p.startswith("src/")]
 
 
@@ -149,7 +146,7 @@ def _skeleton(root: Path) -> None:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
     # The serving closure the bentofiles list (stand-in bytes), and code they do not ship.
-    for rel in shipped_sources():
+    for rel in {*shipped_sources(), *shipped_sources("images/drift.yaml")}:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(f'"""{rel}."""\n')
     (root / "src/textclf/serving/service.py").write_text("VERSION = 1\n")
@@ -195,95 +192,10 @@ def pipeline_repo(_pipeline_template: Path, tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- registry
 
 
-@dataclass
-class Registry:
-    """A Docker Registry HTTP API v2 stand-in: HEAD /v2/<name>/manifests/<tag>."""
-
-    host: str
-    images: set[str] = field(default_factory=set)
-    #: When set, manifests need a bearer token from /token, given for these basic credentials.
-    credentials: tuple[str, str] | None = None
-    #: Answer manifest requests with this status instead (e.g. 500).
-    force_status: int | None = None
-    requests: list[str] = field(default_factory=list)
-
-    def push(self, image: str) -> None:
-        """Record ``<host>/<name>:<tag>`` as present."""
-        self.images.add(image.removeprefix(f"{self.host}/"))
-
-
-TOKEN = "registry-token-123"
-
-
-def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
-            self.send_response(status)
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            registry.requests.append(f"GET {self.path}")
-            if not self.path.startswith("/token?"):
-                self._send(404)
-                return
-            assert registry.credentials is not None
-            user, password = registry.credentials
-            expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-            if self.headers.get("Authorization") != expected:
-                self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
-                return
-            self._send(200, json.dumps({"token": TOKEN}).encode())
-
-        def do_HEAD(self) -> None:
-            registry.requests.append(f"HEAD {self.path}")
-            if registry.force_status is not None:
-                self._send(registry.force_status)
-                return
-            if registry.credentials and self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                name = self.path.split("/manifests/")[0].removeprefix("/v2/")
-                challenge = (
-                    f'Bearer realm="http://{registry.host}/token",'
-                    f'service="{registry.host}",scope="repository:{name}:pull"'
-                )
-                self._send(401, headers={"WWW-Authenticate": challenge})
-                return
-            name, _, tag = self.path.removeprefix("/v2/").partition("/manifests/")
-            found = f"{name}:{tag}" in registry.images
-            self._send(
-                200 if found else 404,
-                headers={"Docker-Content-Digest": "sha256:" + "0" * 64} if found else {},
-            )
-
-    return Handler
-
-
-@pytest.fixture
-def registry() -> Iterator[Registry]:
-    """A local registry on 127.0.0.1 (plain HTTP, as for localhost registries)."""
-    reg = Registry(host="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reg))
-    reg.host = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield reg
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def point_overlays_at(root: Path, registry: Registry) -> str:
-    """Rename the image repository in the overlays to one on ``registry``; return it."""
-    repository = f"{registry.host}/your-org/gitops-text-classifier"
-    for rel in (PRODUCTION, PRODUCTION_GPU):
+def point_overlays_at(root: Path, host: str) -> str:
+    """Rename the image repositories in the overlays to ones on the registry ``host``."""
+    repository = f"{host}/your-org/gitops-text-classifier"
+    for rel in (PRODUCTION, PRODUCTION_GPU, STAGING):
         path = root / rel
         path.write_text(
             path.read_text().replace("ghcr.io/your-org/gitops-text-classifier", repository)

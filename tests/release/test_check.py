@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from textclf.errors import ReleaseError
-from textclf.release import compute, lock_problems, set_overlay_tag
+from textclf.release.lock import lock_problems
+from textclf.release.overlays import set_pins
+from textclf.release.tag import compute
 
 from .conftest import PRODUCTION, STAGING, commit_all, dvc, release
 
@@ -31,60 +33,91 @@ def test_staging_gets_the_same_tag_and_check_catches_a_stale_one(pipeline_repo: 
     assert STAGING in stale.stderr and "make release-manifests" in stale.stderr
 
 
-def test_manifests_rewrites_only_the_new_tag(lock_repo: Path) -> None:
-    before, old = (lock_repo / PRODUCTION).read_text(), overlay_tag(lock_repo)
+def test_manifests_rewrites_only_the_new_tags(lock_repo: Path) -> None:
+    before = (lock_repo / PRODUCTION).read_text()
+    old = [e["newTag"] for e in yaml.safe_load(before)["images"]]
     result = release(lock_repo, "manifests", "--no-status")
     assert result.exit_code == 0, result.output
-    tag = compute(lock_repo, verify=False).tag
+    tags = [compute(lock_repo, image=key, verify=False).tag for key in ("serving", "drift")]
     after = (lock_repo / PRODUCTION).read_text()
     changed = [
         (a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b
     ]
-    assert old != tag and changed == [(f'    newTag: "{old}"', f'    newTag: "{tag}"')]
+    assert changed == [
+        (f'    newTag: "{o}"', f'    newTag: "{t}"') for o, t in zip(old, tags, strict=True)
+    ]
     assert after.endswith("\n") and len(after.splitlines()) == len(before.splitlines())
-    assert overlay_tag(lock_repo) == tag
     again = release(lock_repo, "manifests", "--no-status")
-    assert again.exit_code == 0 and "already names" in again.stdout
+    assert again.exit_code == 0 and "already name these tags" in again.stdout
     assert (lock_repo / PRODUCTION).read_text() == after
 
 
-def test_set_overlay_tag_keeps_comments_and_quotes(tmp_path: Path) -> None:
-    path = tmp_path / "kustomization.yaml"
+def test_a_new_tag_drops_the_digest_of_the_old_one(lock_repo: Path) -> None:
+    """A digest pinned next to another tag would make pods pull the old image."""
+    assert release(lock_repo, "manifests", "--no-status").exit_code == 0
+    tag = compute(lock_repo, verify=False).tag
+    digest = "sha256:" + "1" * 64
+    set_pins(lock_repo, {(PRODUCTION, "textclf"): (tag, digest)})
+    assert release(lock_repo, "manifests", "--no-status").exit_code == 0
+    assert digest in (lock_repo / PRODUCTION).read_text(), "same tag: the digest stays"
+    (lock_repo / "serve.yaml").write_text("max_batch_size: 8\n")
+    assert release(lock_repo, "manifests", "--no-status").exit_code == 0
+    text = (lock_repo / PRODUCTION).read_text()
+    assert digest not in text and compute(lock_repo, verify=False).tag in text
+
+
+def test_set_pins_keeps_comments_and_quotes(tmp_path: Path) -> None:
+    rel = "kustomization.yaml"
     text = (
-        "# head\nimages:  # the release\n  - name: textclf\n    newName: r/x\n"
-        "    newTag: 'old'  # written by make release-manifests\npatches: []\n"
+        "# head\nimages:  # the release\n  # written by make release-manifests\n"
+        '  - name: textclf\n    newName: r/x  # the repository\n    newTag: "old"\npatches: []\n'
     )
-    path.write_text(text)
-    assert set_overlay_tag(path, "m-0123456789ab") is True
-    assert path.read_text() == text.replace("'old'", "'m-0123456789ab'")
-    assert set_overlay_tag(path, "m-0123456789ab") is False
+    (tmp_path / rel).write_text(text)
+    digest = "sha256:" + "0" * 64
+    assert set_pins(tmp_path, {(rel, "textclf"): ("m-0123456789ab", digest)}) == [rel]
+    assert (tmp_path / rel).read_text() == text.replace('"old"', '"m-0123456789ab"').replace(
+        "patches", f'    digest: "{digest}"\npatches'
+    )
+    assert set_pins(tmp_path, {(rel, "textclf"): ("m-0123456789ab", digest)}) == []
+    assert set_pins(tmp_path, {(rel, "textclf"): ("m-0123456789ab", None)}) == [rel]
+    assert "digest" not in (tmp_path / rel).read_text()
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "value", "message"),
     [
-        "resources: []\n",
-        "images:\n  - name: a\n    newTag: x\n  - name: b\n    newTag: y\n",
-        "images:\n  - name: a\n    newName: b\n",
+        ("resources: []\n", ("m-1", None), "exactly one `images:` entry named 'textclf'"),
+        (
+            "images:\n  - name: textclf\n  - name: textclf\n",
+            ("m-1", None),
+            "exactly one `images:` entry named 'textclf'",
+        ),
+        ("images:\n  - name: textclf\n", ("m 1", None), "not a valid image tag"),
+        ("images:\n  - name: textclf\n", ("m-1", "sha256:12"), "not a sha256 image digest"),
     ],
 )
-def test_set_overlay_tag_refuses_ambiguous_files(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "kustomization.yaml"
-    path.write_text(text)
-    with pytest.raises(ReleaseError, match="exactly one `newTag:`"):
-        set_overlay_tag(path, "m-0123456789ab")
-    assert path.read_text() == text
+def test_set_pins_refuses_ambiguous_files_and_bad_values(
+    tmp_path: Path, text: str, value: tuple[str, str | None], message: str
+) -> None:
+    (tmp_path / "k.yaml").write_text(text)
+    with pytest.raises(ReleaseError, match=message):
+        set_pins(tmp_path, {("k.yaml", "textclf"): value})
+    assert (tmp_path / "k.yaml").read_text() == text
 
 
 def test_image_names_the_overlay_repositories(lock_repo: Path) -> None:
     tag = compute(lock_repo, verify=False).tag
-    cpu = release(lock_repo, "image", "--no-status")
-    gpu = release(lock_repo, "image", "--variant", "gpu", "--no-status")
+    drift_tag = compute(lock_repo, image="drift", verify=False).tag
+    cpu = release(lock_repo, "image")
+    gpu = release(lock_repo, "image", "--variant", "gpu")
+    drift = release(lock_repo, "image", "--variant", "drift")
     assert cpu.stdout.strip() == f"ghcr.io/your-org/gitops-text-classifier:{tag}"
     assert gpu.stdout.strip() == f"ghcr.io/your-org/gitops-text-classifier-gpu:{tag}"
-    bad = release(lock_repo, "image", "--variant", "tpu", "--no-status")
-    assert bad.exit_code == 2 and "cpu, gpu" in bad.stderr
+    assert drift.stdout.strip() == f"ghcr.io/your-org/gitops-text-classifier-drift:{drift_tag}"
+    assert tag.startswith("m-") and drift_tag.startswith("d-")
+    bad = release(lock_repo, "image", "--variant", "tpu")
+    assert bad.exit_code == 2 and "cpu, gpu, drift" in bad.stderr
 
 
 def test_check_passes_after_manifests_and_fails_on_a_stale_tag(pipeline_repo: Path) -> None:
@@ -177,7 +210,7 @@ def test_check_at_a_commit_ignores_a_retrained_workspace(pipeline_repo: Path) ->
     assert stale.exit_code == 2 and "make release-manifests" in stale.stderr
     committed = release(pipeline_repo, "check", "--rev", "HEAD")
     assert committed.exit_code == 0, committed.output
-    assert "commit HEAD names it" in committed.stdout
+    assert "commit HEAD overlays name them" in committed.stdout
     # The commit check still fails when the commit itself is stale (negative control).
     commit_all(pipeline_repo, "model B without release-manifests")
     assert release(pipeline_repo, "check", "--rev", "HEAD").exit_code == 2

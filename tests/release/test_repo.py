@@ -7,22 +7,25 @@ workspace after `make run` may name another tag than the commit does.
 
 from __future__ import annotations
 
-from textclf.release import TAG_OVERLAY, check, committed_tag, compute, image_repository
+from textclf.release.flow import check
+from textclf.release.overlays import pin_of, pins
+from textclf.release.tag import compute
 
 from .conftest import REPO
 
 
-def test_production_overlay_names_the_tag_of_this_commit() -> None:
+def test_every_overlay_pin_names_the_tags_of_this_commit() -> None:
     """`make release-manifests` was run and committed with the committed dvc.lock and code."""
-    tag = compute(REPO, "HEAD", verify=False).tag
-    assert committed_tag(REPO, "HEAD") == tag, (
-        f"{TAG_OVERLAY} names {committed_tag(REPO, 'HEAD')}, the committed content gives {tag}: "
-        "run `make release-manifests` and commit the overlay with dvc.lock"
-    )
-    assert check(REPO, "HEAD") == tag  # staging names it too
+    tags = {key: compute(REPO, "HEAD", image=key, verify=False).tag for key in ("serving", "drift")}
+    for pin in pins(REPO, "HEAD"):
+        assert pin.tag == tags[pin.image_key], (
+            f"{pin.overlay} ({pin.name}) names {pin.tag}, the committed content gives "
+            f"{tags[pin.image_key]}: run `make release-manifests` and commit the overlays"
+        )
+    assert check(REPO, "HEAD") == tags
 
 
-def test_both_images_live_in_the_overlays_registry() -> None:
-    cpu, gpu = image_repository(REPO, "cpu", "HEAD"), image_repository(REPO, "gpu", "HEAD")
-    assert gpu == f"{cpu}-gpu"
+def test_every_image_lives_in_the_overlays_registry() -> None:
+    cpu, gpu, drift = (pin_of(REPO, v, "HEAD").repository for v in ("cpu", "gpu", "drift"))
+    assert gpu == f"{cpu}-gpu" and drift == f"{cpu}-drift"
     assert cpu.startswith("ghcr.io/")

@@ -10,7 +10,8 @@ import yaml
 
 from textclf.devtools.imports import closure as closure_of
 from textclf.errors import ReleaseError
-from textclf.release import Tree, compute, release_inputs
+from textclf.release.git import Tree
+from textclf.release.tag import compute, release_inputs
 
 from .conftest import FAKE_LOCK, REPO, commit_all, git, release, shipped_sources, write_yaml
 
@@ -19,8 +20,8 @@ SERVICE = "textclf.serving.service"
 TAG = re.compile(r"m-[0-9a-f]{12}")
 
 
-def tag_of(root: Path, rev: str | None = None) -> str:
-    return compute(root, rev, verify=False).tag
+def tag_of(root: Path, rev: str | None = None, image: str = "serving") -> str:
+    return compute(root, rev, image=image, verify=False).tag
 
 
 def set_out_md5(root: Path, out: str, md5: str) -> None:
@@ -95,7 +96,29 @@ def test_shipped_outputs_and_files(lock_repo: Path) -> None:
     assert f"out artifacts/onnx {'2' * 32}.dir" in lines
     assert lines[-1] == tag_of(lock_repo)
     outputs = release(lock_repo, "outputs")
-    assert outputs.stdout.split() == ["artifacts/onnx"]
+    assert outputs.stdout.split() == ["artifacts/drift", "artifacts/onnx"]  # both images'
+
+
+def test_the_drift_image_has_its_own_tag(lock_repo: Path) -> None:
+    """Drift code or its reference profile move the drift tag, never the serving one."""
+    serving, drift = tag_of(lock_repo), tag_of(lock_repo, image="drift")
+    assert drift.startswith("d-")
+    assert sorted(compute(lock_repo, image="drift", verify=False).outs) == ["artifacts/drift"]
+    (lock_repo / "src/textclf/monitoring/drift.py").write_text("CHANGED = 1\n")
+    assert tag_of(lock_repo) == serving
+    assert tag_of(lock_repo, image="drift") != drift
+    set_out_md5(lock_repo, "artifacts/drift", "f" * 32 + ".dir")
+    assert tag_of(lock_repo) == serving
+    drift_now = tag_of(lock_repo, image="drift")
+    (lock_repo / "src/textclf/serving/service.py").write_text("VERSION = 3\n")
+    assert tag_of(lock_repo) != serving and tag_of(lock_repo, image="drift") == drift_now
+
+
+def test_the_drift_definition_ships_exactly_the_drift_check_closure() -> None:
+    closure = {
+        p.relative_to(REPO).as_posix() for p in closure_of(REPO / "src", "textclf.monitoring.check")
+    }
+    assert set(shipped_sources("images/drift.yaml")) == closure
 
 
 def test_a_shipped_output_md5_changes_the_tag(lock_repo: Path) -> None:

@@ -20,8 +20,8 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from textclf.cli import app
-from textclf.dvcverify import bad_relpath, object_path, verify_against_lock
 from textclf.errors import ReleaseError
+from textclf.release.verify import bad_relpath, object_path, verify_against_lock
 
 from .conftest import REPO, commit_all, dvc, git, write_yaml
 

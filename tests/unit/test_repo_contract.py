@@ -68,9 +68,9 @@ def test_ci_runs_the_two_readme_commands_in_order_and_fails_when_one_fails() -> 
     script = (REPO / ".ci" / "run").read_text()
     assert "set -euo pipefail" in script
     commands = [ln for ln in script.splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
-    assert commands == ["make run", "make test"]
+    assert commands == ["make run", "make test", "make test-image"]
     readme = (REPO / "README.md").read_text()
-    assert readme.index("make run ") < readme.index("make test ")
+    assert readme.index("make run ") < readme.index("make test ") < readme.index("make test-image")
 
 
 def test_pre_commit_uses_local_hooks_only() -> None:

@@ -118,52 +118,52 @@ def _writes(job: dict[str, Any]) -> list[str]:
     ]
 
 
+#: make targets of the base checkout that run DVC inside the PR's checkout.
+DVC_IN_PR_DIR = ("review-pull", "review-push")
+
+
 def trust_problems(doc: dict[str, Any]) -> list[str]:
     """Where a workflow lets pull-request code near a secret, a write token or a GPU runner.
 
     - a self-hosted job only in a workflow GitHub takes from the base branch (never on
       ``pull_request``, whose file a fork controls);
-    - PR code (the approved commit checked out at the workspace root) only on the GPU runner,
-      with a read-only token and no secret, OIDC or environment secret;
     - every checkout of the PR is of the approved SHA, never the moving branch;
-    - a job with secrets checks out only the PR's DVC pointer files, and runs base make targets;
-    - a job with a write token checks out nothing of the PR.
+    - PR code (the approved commit checked out at the workspace root) runs with a read-only
+      token and no secret or OIDC, and on a self-hosted runner only in an environment;
+    - a job with a secret, OIDC or a write token runs no PR code: the PR is checked out only as
+      data (under a ``path:``) and every step runs the base checkout's make targets (or ``gh``);
+    - where DVC runs inside the PR's checkout with credentials, only its pointer files exist.
     """
     problems: list[str] = []
     events = triggers(doc)
     for name, job in jobs_of(doc).items():
         if is_self_hosted(job) and events & PR_FILE_EVENTS:
             problems.append(f"{name}: self-hosted job in a workflow run by {sorted(events)}")
-        for checkout in _pr_checkouts(job):
+        checkouts = _pr_checkouts(job)
+        for checkout in checkouts:
             if checkout["ref"] != APPROVED_SHA:
                 problems.append(f"{name}: checks out {checkout['ref']}, not the approved SHA")
-        pr_code = any("path" not in c for c in _pr_checkouts(job))
-        if pr_code:
+        perms = job.get("permissions") or {}
+        if any("path" not in c for c in checkouts):
             if _holds_secrets(job):
                 problems.append(f"{name}: runs PR code with a secret or OIDC")
-            if set(job.get("permissions") or {}) - {"contents"} or any(
-                v != "read" for v in (job.get("permissions") or {}).values()
-            ):
+            if set(perms) - {"contents"} or any(v != "read" for v in perms.values()):
                 problems.append(f"{name}: runs PR code with more than `contents: read`")
-            if not str(job.get("environment", "")).strip():
-                problems.append(f"{name}: runs PR code outside an environment")
-        if _holds_secrets(job):
-            for checkout in _pr_checkouts(job):
+            if is_self_hosted(job) and not str(job.get("environment", "")).strip():
+                problems.append(f"{name}: runs PR code on our runner outside an environment")
+        elif checkouts and (_holds_secrets(job) or _writes(job)):
+            for command in runs(job):
+                if not command.startswith(("make -C base ", "make -s -C base ", "gh ")):
+                    problems.append(f"{name}: holds secrets or a write token and runs {command!r}")
+        if any(target in c for c in runs(job) for target in DVC_IN_PR_DIR):
+            for checkout in checkouts:
                 wanted = set(str(checkout.get("sparse-checkout", "")).split())
                 if (
                     checkout.get("sparse-checkout-cone-mode") is not False
                     or not wanted
                     or (wanted - DVC_POINTERS)
                 ):
-                    problems.append(f"{name}: holds secrets and checks out PR files {wanted}")
-            if _pr_checkouts(job):
-                for command in runs(job):
-                    if not command.startswith("make -C base "):
-                        problems.append(f"{name}: holds secrets and runs {command!r}")
-        if _writes(job) and any(
-            "sparse-checkout" not in c or "path" not in c for c in _pr_checkouts(job)
-        ):
-            problems.append(f"{name}: has a write token ({_writes(job)}) and checks out the PR")
+                    problems.append(f"{name}: runs DVC with credentials over PR files {wanted}")
     return problems
 
 
@@ -364,14 +364,14 @@ def test_the_review_is_decided_by_the_base_branch() -> None:
     assert unlabel["if"] == "steps.decide.outputs.unlabel == 'true'"
 
 
-def test_only_the_repro_job_runs_pr_code_and_on_the_gpu_runner_named_in_one_place() -> None:
+def test_only_repro_and_image_run_pr_code_and_the_gpu_runner_is_named_in_one_place() -> None:
     doc = review()
     pr_code = [
         name
         for name, job in jobs_of(doc).items()
         if any("path" not in c for c in _pr_checkouts(job))
     ]
-    assert pr_code == ["repro"]
+    assert pr_code == ["repro", "image"]
     repro = jobs_of(doc)["repro"]
     assert is_self_hosted(repro) and "vars.GPU_RUNS_ON" in str(repro["runs-on"])
     assert [name for name, job in jobs_of(doc).items() if is_self_hosted(job)] == ["repro"]
@@ -407,28 +407,37 @@ def test_the_trust_check_catches_each_way_of_breaking_it() -> None:
     full = copy.deepcopy(doc)
     pull_pr = next(s for s in steps(full["jobs"]["pull"]) if "ref" in (s.get("with") or {}))
     pull_pr["with"]["sparse-checkout"] = "/dvc.yaml\n/Makefile\n"
-    assert any("checks out PR files" in p for p in trust_problems(full))
+    assert any("runs DVC with credentials over PR files" in p for p in trust_problems(full))
 
     pr_make = copy.deepcopy(doc)
-    pr_make["jobs"]["pull"]["steps"].append({"run": "make -C pr install"})
-    assert any("holds secrets and runs" in p for p in trust_problems(pr_make))
+    pr_make["jobs"]["publish"]["steps"].append({"run": "make -C pr install"})
+    assert any("holds secrets or a write token and runs" in p for p in trust_problems(pr_make))
 
     writer = copy.deepcopy(doc)
     writer["jobs"]["comment"]["steps"].insert(
         0, {"uses": "actions/checkout@x", "with": {"ref": APPROVED_SHA}}
     )
-    assert any("write token" in p for p in trust_problems(writer))
+    assert any("runs PR code with more than" in p for p in trust_problems(writer))
+
+    builder = copy.deepcopy(doc)
+    builder["jobs"]["image"]["permissions"]["packages"] = "write"
+    assert any("image: runs PR code with more than" in p for p in trust_problems(builder))
+
+    no_env = copy.deepcopy(doc)
+    del no_env["jobs"]["repro"]["environment"]
+    assert any("outside an environment" in p for p in trust_problems(no_env))
 
 
 def test_secrets_and_oidc_live_only_in_jobs_that_run_no_pr_code() -> None:
     jobs = jobs_of(review())
     holders = {name for name, job in jobs.items() if _holds_secrets(job)}
-    assert holders == {"pull", "push"}
-    for name in holders:
+    assert holders == {"pull", "dvc-push", "publish"}
+    for name in ("pull", "dvc-push"):
         assert jobs[name]["environment"] == "dvc-review"
+    for name in holders:
         assert not is_self_hosted(jobs[name])
     # Credentials are scoped to the one step that needs them.
-    for name in holders:
+    for name in ("pull", "dvc-push"):
         with_secret = [s for s in steps(jobs[name]) if "secrets." in yaml.safe_dump(s)]
         assert [s["run"] for s in with_secret] in (
             ['make -C base review-pull REVIEW_DIR="$GITHUB_WORKSPACE/pr"'],
@@ -436,10 +445,45 @@ def test_secrets_and_oidc_live_only_in_jobs_that_run_no_pr_code() -> None:
         )
 
 
-def test_fork_outputs_never_reach_the_dvc_remote() -> None:
-    push = jobs_of(review())["push"]
-    assert push["if"] == "needs.approve.outputs.fork == 'false'"
-    assert push["needs"] == ["approve", "repro"]
+def test_fork_outputs_never_reach_the_dvc_remote_or_the_registry() -> None:
+    jobs = jobs_of(review())
+    assert jobs["dvc-push"]["if"] == "needs.approve.outputs.fork == 'false'"
+    assert jobs["dvc-push"]["needs"] == ["approve", "repro"]
+    assert jobs["image"]["if"].startswith("needs.approve.outputs.fork == 'false'")
+    assert "image" in jobs["publish"]["needs"]  # publish pushes only what `image` built
+
+
+def test_images_are_built_without_credentials_and_pushed_only_after_a_re_hash() -> None:
+    jobs = jobs_of(review())
+    image, publish = jobs["image"], jobs["publish"]
+    assert image["permissions"] == {"contents": "read"} and not _holds_secrets(image)
+    assert "make image VARIANT=" in " ".join(runs(image))
+    assert image["strategy"]["matrix"]["variant"] == "${{ fromJSON(needs.plan.outputs.missing) }}"
+    push = next(r for r in runs(publish) if "release-push" in r)
+    assert push.startswith("make -C base release-push ") and 'REV="$SHA"' in push
+    makefile = (REPO / "Makefile").read_text()
+    target = makefile[makefile.index("\nrelease-push:") :].split("\n\n")[0]
+    verify = target.index("textclf release verify-archive")
+    assert verify < target.index("textclf release push"), "verify the bytes, then push"
+    attest = next(s for s in steps(publish) if "attest-build-provenance" in s.get("uses", ""))
+    assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
+    assert publish["permissions"] == {
+        "contents": "read",
+        "packages": "write",
+        "id-token": "write",
+        "attestations": "write",
+    }
+    plan = jobs["plan"]
+    assert plan["permissions"] == {"contents": "read", "packages": "read"}
+    assert any("release-missing" in r for r in runs(plan))
+
+
+def test_a_required_status_says_whether_every_pin_is_in_the_registry() -> None:
+    pins = jobs_of(review())["pins"]
+    assert any(r.startswith("make -C base release-images ") for r in runs(pins))
+    status = next(r for r in runs(pins) if r.startswith("gh api"))
+    assert "context=textclf/images" in status
+    assert pins["permissions"]["statuses"] == "write"
 
 
 def test_the_gate_runs_the_base_branchs_code_on_the_prs_files() -> None:
@@ -475,7 +519,10 @@ def test_artifacts_flow_from_job_to_job() -> None:
 
     assert set(uploads("pull")) == {"review-inputs"} and downloads("repro") == {"review-inputs"}
     assert set(uploads("repro")) == {"review-outputs"}
-    assert downloads("judge") == downloads("push") == {"review-outputs"}
+    assert downloads("judge") == downloads("dvc-push") == {"review-outputs"}
+    assert downloads("image") == {"review-outputs"}
+    assert set(uploads("image")) == {"image-${{ matrix.variant }}"}
+    assert downloads("publish") == {"review-outputs", "image-${{ matrix.variant }}"}
     assert set(uploads("judge")) == {"model-review"} and downloads("comment") == {"model-review"}
     for job, name in (("pull", "review-inputs"), ("repro", "review-outputs")):
         assert uploads(job)[name]["include-hidden-files"] is True  # .dvc/cache is hidden
@@ -510,6 +557,8 @@ def test_the_status_lands_on_the_reviewed_commit() -> None:
 def test_steps_call_make_targets_or_project_commands_only() -> None:
     allowed = (
         "make ",
+        "sudo --preserve-env=",
+        'echo "missing=$(make -s -C base release-missing ',
         "python3 -m textclf.ci.",
         "gh pr edit ",
         'gh api "repos/$REPO/statuses/$SHA" ',

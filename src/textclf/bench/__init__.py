@@ -8,6 +8,8 @@ numbers and the machine (:mod:`textclf.bench.system`):
 - ``serving``: the BentoML service vs direct ONNX Runtime calls at several concurrencies, and
   the memory of the service's process tree
 - ``pipeline``: a no-op ``dvc repro`` and the unchanged-model pull-request path
+- ``image``: the serving image's size, time from ``podman run`` to ready and memory
+  (:mod:`.image`; measured where ``make image`` built it)
 
 Benchmarks that load models run in child processes (:mod:`.child`), so memory and threads do not
 leak from one to the next. :func:`run_all` writes ``reports/bench.json`` and ``reports/bench.md``.
@@ -29,7 +31,9 @@ from textclf.errors import ArtifactError, ConfigError
 from textclf.latency import format_ratio, ratio
 from textclf.paths import Paths
 
-BENCHMARKS = ("training", "inference", "serving", "pipeline")
+BENCHMARKS = ("training", "inference", "serving", "pipeline", "image")
+IMAGE_SIZE_GOAL_MB = 1000.0  # the CPU serving image, uncompressed
+COLD_START_GOAL_S = 5.0  # podman run to /readyz
 SERVICE_MEMORY_BUDGET_MB = 1024.0
 INT8_GOAL_BATCH = "1"  # the batch size with an int8 throughput goal (larger ones: padding waste)
 INT8_GOAL_RATIO = 2.5  # ONNX int8 texts/s vs torch eager on CPU
@@ -128,7 +132,7 @@ def _run_one(
     options: BenchOptions,
     base: str | None,
 ) -> dict[str, Any]:
-    from textclf.bench import pipeline, serving, training
+    from textclf.bench import image, pipeline, serving, training
     from textclf.bench.child import run_child
 
     if name == "training":
@@ -150,6 +154,8 @@ def _run_one(
     if name == "serving":
         serve_file = paths.serve_file if paths.serve_file.is_file() else None
         return serving.run(model_dir, quick=quick, serve_file=serve_file)
+    if name == "image":
+        return image.run(paths.root, quick=quick)
     return pipeline.run(paths.root, quick=quick, repeats=options.pipeline_repeats, base=base)
 
 
@@ -276,6 +282,35 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "",
                 None,
             )
+    if "image" in results and not results["image"].get("skipped"):
+        i = results["image"]
+        add(
+            "CPU serving image size (uncompressed)",
+            i["size_mb"]["serving"],
+            "MB",
+            IMAGE_SIZE_GOAL_MB,
+            "budget",
+            "< 1 GB",
+            i["size_mb"]["serving"] < IMAGE_SIZE_GOAL_MB,
+        )
+        add(
+            "`podman run` to `/readyz` (cold start)",
+            i["serving"]["ready_seconds"],
+            "s",
+            COLD_START_GOAL_S,
+            "budget",
+            "< 5 s",
+            i["serving"]["ready_seconds"] < COLD_START_GOAL_S,
+        )
+        add(
+            "serving container RSS after the load",
+            i["serving"]["rss_mib"],
+            "MiB",
+            None,
+            "",
+            "",
+            None,
+        )
     return rows
 
 
@@ -339,7 +374,7 @@ def memory_markdown(results: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """The whole report: machine, summary, then one section per benchmark that ran."""
-    from textclf.bench import inference, pipeline, serving, training
+    from textclf.bench import image, inference, pipeline, serving, training
 
     mode = "quick: rough figures, small sizes" if results["quick"] else "full"
     sections = [
@@ -352,6 +387,7 @@ def markdown(results: dict[str, Any]) -> str:
         "inference": inference.markdown,
         "serving": serving.markdown,
         "pipeline": pipeline.markdown,
+        "image": image.markdown,
     }
     for name in results["benchmarks"]:
         sections.append(renderers[name](results[name]))

@@ -136,12 +136,17 @@ def run_image(
     image: str,
     extra_env: Mapping[str, str] | None = None,
     ready_timeout: float = 120.0,
+    volumes: Sequence[str] = (),
 ) -> Iterator[Container]:
-    """Start ``image`` like the pod, wait for ``/readyz``, yield it; always remove it."""
+    """Start ``image`` like the pod, wait for ``/readyz``, yield it; always remove it.
+
+    ``volumes``: podman ``--volume`` values (``host:container[:options]``).
+    """
     port = free_port()
     name = f"textclf-probe-{port}"
     variables = {**POD_ENV, **(extra_env or {}), "PORT": str(port)}
     flags = [f"--env={k}={v}" for k, v in variables.items()]
+    flags += [f"--volume={v}" for v in volumes]
     started = time.monotonic()
     podman(env, "run", "--detach", f"--name={name}", *POD_FLAGS, *flags, image)
     container = Container(env, name, f"http://127.0.0.1:{port}", started=started)
@@ -184,3 +189,46 @@ def probe(
             "requests": requests,
             "rss_mib": rss / 2**20,
         }
+
+
+def run(root: Path, quick: bool = False) -> dict[str, Any]:
+    """The ``image`` benchmark: the workspace's serving and drift images, built by `make image`.
+
+    Not measured (with the reason and the fix) where podman is not set up or an image is not
+    built: timings never fail the benchmarks.
+    """
+    from textclf.bench.inference import default_texts
+    from textclf.errors import ReleaseError
+    from textclf.paths import Paths
+    from textclf.release.tag import compute
+
+    try:
+        env = containers_env()
+        images = {
+            key: f"localhost/{name}:{compute(root, image=key, verify=False).tag}"
+            for key, name in (("serving", "textclf"), ("drift", "textclf-drift"))
+        }
+        sizes = {key: image_size(env, ref) / 1e6 for key, ref in images.items()}
+    except (ArtifactError, ReleaseError) as err:
+        return {"skipped": f"{err} (build them with `make container-setup && make image`)"}
+    texts = default_texts(Paths(root).onnx_dir, 16 if quick else 64)
+    figures = probe(env, images["serving"], texts, requests=10 if quick else 50)
+    return {"images": images, "size_mb": sizes, "serving": figures}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The image section of ``reports/bench.md``."""
+    if result.get("skipped"):
+        return f"### Images\n\nNot measured: {result['skipped']}."
+    s = result["serving"]
+    return "\n".join(
+        [
+            "### Images",
+            "",
+            "| image | size (MB) | podman run to /readyz (s) | RSS after the load (MiB) |",
+            "|---|---:|---:|---:|",
+            f"| `{result['images']['serving']}` | {result['size_mb']['serving']:.0f} | "
+            f"{s['ready_seconds']:.2f} | {s['rss_mib']:.0f} ({s['requests']} requests) |",
+            f"| `{result['images']['drift']}` | {result['size_mb']['drift']:.0f} | | |",
+        ]
+    )

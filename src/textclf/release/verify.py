@@ -34,18 +34,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from textclf.console import fail
 from textclf.errors import ReleaseError
-
-if TYPE_CHECKING:
-    from textclf.release import LockOut, Tree
-
-# textclf.release registers verify_cmd on its typer app, so this module imports textclf.release
-# inside functions only (no import cycle).
+from textclf.release.git import Tree, load_yaml
+from textclf.release.lock import LockOut, lock_outputs
 
 #: Bytes read per ``read`` while hashing: outputs are hundreds of MB.
 CHUNK = 1 << 20
@@ -149,9 +145,7 @@ class _Catalog:
 
 
 def _parse(tree: Tree, path: str, hint: str) -> Any:
-    from textclf.release import _load_yaml
-
-    return _load_yaml(tree, path, hint)
+    return load_yaml(tree, path, hint)
 
 
 def _not_remote(options: Any) -> str | None:
@@ -190,8 +184,6 @@ def _legacy_entries(entries: dict[str, Any], prefix: str = "") -> set[str]:
 
 def _catalog(tree: Tree, dvc_files: bool) -> _Catalog:
     """What dvc.lock (and, with ``dvc_files``, each ``*.dvc`` file) of ``tree`` records."""
-    from textclf.release import LockOut, lock_outputs
-
     lock = _parse(tree, "dvc.lock", "run `dvc repro` and commit dvc.lock")
     source = f"dvc.lock in {tree.where}"
     outs = lock_outputs(lock, source)
@@ -492,8 +484,6 @@ def verify_against_lock(
     ``workspace`` also compares the files under each output path. ``remote`` only names the
     remote in the fix lines (default: ``core.remote``). Raises ReleaseError listing every problem.
     """
-    from textclf.release import Tree
-
     root = Path(root)
     if not (root / ".dvc").is_dir():
         raise ReleaseError(f"{root} is not a DVC repository (no .dvc folder): pass --root")
@@ -656,3 +646,17 @@ def verify_cmd(
         typer.echo(
             f"verified all {objects} cache objects ({size / 1e6:.1f} MB) against their names"
         )
+
+
+def verified_listing(out: LockOut, cache: Path, remote: str = "<remote>") -> dict[str, str]:
+    """``relpath -> md5`` of a directory output from its re-hashed ``.dir`` object in ``cache``.
+
+    A file output gives ``{"": md5}``. Raises ReleaseError when the object is missing or wrong.
+    """
+    if not out.md5.endswith(".dir"):
+        return {"": out.md5}
+    checker = _Checker(root=cache, cache=cache, remote=remote)
+    listing = checker.listing(out)
+    if checker.problems or listing is None:
+        raise ReleaseError("\n  - ".join(["cannot read what dvc.lock names:", *checker.problems]))
+    return listing

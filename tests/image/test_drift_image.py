@@ -1,0 +1,104 @@
+"""The drift CronJob's image, end to end: the serving image records traffic, the drift image
+checks it, each run as its pod runs (uid 1034, read-only root filesystem)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.image.containers import REPO
+from textclf.bench.image import POD_FLAGS, image_size, run_image
+from textclf.errors import ArtifactError
+from textclf.release.tag import compute
+
+pytestmark = pytest.mark.image
+
+TRAFFIC = "/var/lib/textclf/traffic"
+
+
+def _image(env: dict[str, str], name: str, key: str) -> str:
+    image = f"localhost/{name}:{compute(REPO, image=key, verify=False).tag}"
+    try:
+        image_size(env, image)
+    except ArtifactError as err:
+        pytest.fail(f"{image} is not built ({err}). Fix: run `make test-image`.", pytrace=False)
+    return image
+
+
+def _drift_check(
+    env: dict[str, str], image: str, traffic: Path
+) -> subprocess.CompletedProcess[str]:
+    """The CronJob's container: the traffic volume read-only, no network."""
+    flags = [f for f in POD_FLAGS if f != "--network=host"]
+    return subprocess.run(
+        ["podman", "run", "--rm", *flags, "--network=none", f"--volume={traffic}:{TRAFFIC}:ro",
+         image, "--traffic-dir", TRAFFIC],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+
+
+def test_the_drift_image_checks_what_the_serving_image_recorded(
+    containers_env: dict[str, str], tmp_path: Path
+) -> None:
+    serving = _image(containers_env, "textclf", "serving")
+    drift = _image(containers_env, "textclf-drift", "drift")
+    traffic = tmp_path / "traffic"
+    traffic.mkdir()
+    os.chown(traffic, 1034, 1034)  # the pods' uid: the serving container writes here
+    texts = ["great flight, thanks", "lost my bag again", "boarding at gate 5", "not happy"]
+    with run_image(
+        containers_env,
+        serving,
+        extra_env={"TEXTCLF_TRAFFIC_DIR": TRAFFIC},
+        volumes=[f"{traffic}:{TRAFFIC}"],
+    ) as container:
+        for i in range(40):
+            batch = [f"{texts[(i + j) % 4]} #{i}" for j in range(4)]
+            resp = httpx.post(f"{container.url}/predict", json={"texts": batch}, timeout=60)
+            assert resp.status_code == 200, resp.text
+    assert list(traffic.glob("*.jsonl")), "the service recorded traffic"
+
+    result = _drift_check(containers_env, drift, traffic)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert isinstance(summary["drift_detected"], bool)
+    assert summary["rows"]["current"] == 160
+    assert summary["model_version_mismatch"] is False  # the profile is the served model's
+
+
+def test_an_empty_traffic_directory_exits_2_and_says_why(
+    containers_env: dict[str, str], tmp_path: Path
+) -> None:
+    drift = _image(containers_env, "textclf-drift", "drift")
+    (tmp_path / "empty").mkdir()
+    result = _drift_check(containers_env, drift, tmp_path / "empty")
+    assert result.returncode == 2
+    assert "no *.jsonl traffic logs" in result.stderr
+
+
+def test_the_drift_image_carries_no_serving_or_training_stack(
+    containers_env: dict[str, str],
+) -> None:
+    drift = _image(containers_env, "textclf-drift", "drift")
+    probe = (
+        "import importlib.util as u; print(' '.join(m for m in "
+        "('torch', 'lightning', 'transformers', 'bentoml', 'onnxruntime', 'dvc') "
+        "if u.find_spec(m)))"
+    )
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "python", drift, "-c", probe],
+        env={**os.environ, **containers_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []

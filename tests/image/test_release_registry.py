@@ -1,0 +1,179 @@
+"""The release against a real OCI registry on loopback: push, pin, verify, and roll back.
+
+Images here are tiny (a LABEL on the base image): the release logic only moves tags and
+digests. The serving image itself is probed in test_serving_image.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.image.conftest import image_name
+from tests.image.containers import Podman
+from tests.release.conftest import (
+    PRODUCTION,
+    PRODUCTION_GPU,
+    STAGING,
+    commit_all,
+    dvc,
+    git,
+    point_overlays_at,
+    release,
+)
+from textclf.errors import ReleaseError
+from textclf.release.registry import archive_digest, digest, push
+
+pytestmark = pytest.mark.image
+
+Archive = Callable[[str], Path]
+
+
+@pytest.fixture
+def archive(podman: Podman, built_images: list[str], tmp_path: Path, registry: str) -> Archive:
+    """``archive(label)``: an OCI archive of a tiny image that differs by its label."""
+
+    def make(label: str) -> Path:
+        context = tmp_path / f"ctx-{label}"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM python:3.11-slim\nLABEL model={label}\n")
+        name = image_name(f"tiny-{label}")
+        built_images.append(name)
+        podman.build(context, name)
+        path = tmp_path / f"{label}.tar"
+        podman("save", "--format", "oci-archive", "--output", str(path), name)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def env(containers_env: dict[str, str]) -> dict[str, str]:
+    """The environment for skopeo: the project's registries.conf (127.0.0.1 is plain HTTP)."""
+    import os
+
+    return {**os.environ, **containers_env}
+
+
+def test_push_keeps_the_digest_and_never_moves_a_tag(
+    registry: str, archive: Archive, env: dict[str, str]
+) -> None:
+    a, b = archive("a"), archive("b")
+    ref = f"{registry}/demo/app:m-000000000001"
+    assert digest(ref, env) is None
+    pushed, fresh = push(a, ref, env)
+    assert fresh and pushed == archive_digest(a) == digest(ref, env)
+    assert push(a, ref, env) == (pushed, False), "the same bytes again: nothing to do"
+    with pytest.raises(ReleaseError, match="refusing to move it") as err:
+        push(b, ref, env)
+    assert "make release-pin" in str(err.value)
+    assert digest(ref, env) == pushed, "the tag still names the first image"
+
+
+def _pins(root: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
+    out = {}
+    for overlay in (PRODUCTION, STAGING, PRODUCTION_GPU):
+        for entry in yaml.safe_load((root / overlay).read_text())["images"]:
+            out[(overlay, entry["name"])] = (entry.get("newTag"), entry.get("digest"))
+    return out
+
+
+def _ship(root: Path, archive: Archive, label: str, env: dict[str, str]) -> dict[str, str]:
+    """What the review does for a model: push each variant's image; then the author pins."""
+    digests = {}
+    for variant in ("cpu", "gpu", "drift"):
+        result = release(root, "push", str(archive(f"{label}-{variant}")), "--variant", variant)
+        assert result.exit_code == 0, result.output
+        digests[variant] = result.stdout.strip().rsplit("@", 1)[1]
+    pinned = release(root, "pin")
+    assert pinned.exit_code == 0, pinned.output
+    return digests
+
+
+def test_pin_writes_the_registry_digests_and_images_verifies_them(
+    pipeline_repo: Path,
+    registry: str,
+    archive: Archive,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    root = pipeline_repo
+    point_overlays_at(root, registry)
+    assert release(root, "manifests").exit_code == 0
+    unpinned = release(root, "images")
+    assert unpinned.exit_code == 2 and "no digest pinned" in unpinned.stderr
+    missing = release(root, "pin")
+    assert missing.exit_code == 2 and "not in the registry yet" in missing.stderr
+    assert all(d is None for _, d in _pins(root).values()), "nothing written on failure"
+
+    digests = _ship(root, archive, "a", env)
+    pins = _pins(root)
+    assert pins[(PRODUCTION, "textclf")][1] == digests["cpu"]
+    assert pins[(STAGING, "textclf-drift")][1] == digests["drift"]
+    gpu_name = f"{registry}/your-org/gitops-text-classifier"
+    assert pins[(PRODUCTION_GPU, gpu_name)][1] == digests["gpu"] != digests["cpu"]
+    verified = release(root, "images")
+    assert verified.exit_code == 0, verified.output
+
+    # A pin edited by hand (or a tag moved behind the release's back) is caught.
+    overlay = root / STAGING
+    overlay.write_text(overlay.read_text().replace(digests["cpu"], "sha256:" + "9" * 64))
+    tampered = release(root, "images")
+    assert tampered.exit_code == 2 and "the tag was moved or the pin edited" in tampered.stderr
+
+
+def test_a_revert_brings_back_the_pinned_images_and_builds_nothing(
+    pipeline_repo: Path,
+    registry: str,
+    archive: Archive,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    root = pipeline_repo
+    point_overlays_at(root, registry)
+    # main at model A: reviewed, its images pushed and pinned.
+    assert release(root, "manifests").exit_code == 0
+    _ship(root, archive, "a", env)
+    commit_a = commit_all(root, "release model A")
+    pins_a = _pins(root)
+
+    # A pull request proposes model B and is merged.
+    git(root, "switch", "-q", "-c", "model-b")
+    (root / "params.yaml").write_text("export:\n  seed: 2\n")
+    dvc(root, "repro", "-q")
+    assert release(root, "manifests").exit_code == 0
+    _ship(root, archive, "b", env)
+    commit_all(root, "model B")
+    git(root, "switch", "-q", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", "Merge model B", "model-b")
+    pins_b = _pins(root)
+    assert pins_b != pins_a
+    assert release(root, "images", "--rev", "HEAD").exit_code == 0
+
+    # Roll back: the revert names A's tags and digests again, and the registry has them.
+    git(root, "revert", "-m", "1", "--no-edit", "HEAD")
+    for path in ("dvc.lock", "params.yaml", PRODUCTION, STAGING, PRODUCTION_GPU):
+        assert git(root, "show", f"HEAD:{path}") == git(root, "show", f"{commit_a}:{path}"), path
+    assert _pins(root) == pins_a
+    dvc(root, "checkout", "-q")
+    checked = release(root, "check")
+    assert checked.exit_code == 0, checked.output
+    verified = release(root, "images", "--rev", "HEAD")
+    assert verified.exit_code == 0, verified.output
+    # The release builds nothing: pushing A's images again would be a no-op, B's still exist.
+    for (_, _), (tag, pinned) in pins_b.items():
+        assert tag is not None and pinned is not None
+    for (overlay, name), (tag, pinned) in pins_a.items():
+        repository = next(
+            e["newName"]
+            for e in yaml.safe_load((root / overlay).read_text())["images"]
+            if e["name"] == name
+        )
+        assert digest(f"{repository}:{tag}", env) == pinned
