@@ -30,6 +30,7 @@ HEADINGS = {
     "inference": "### Inference on CPU",
     "serving": "### Service vs direct ONNX Runtime",
     "pipeline": "### Pipeline overhead",
+    "image": "### Images",
 }
 
 
@@ -51,6 +52,8 @@ def _check_reports(root: Path, results: dict[str, Any], selected: list[str]) -> 
     assert f"GPU: {hw['gpu']}" in markdown and f"torch {hw['versions']['torch']}" in markdown
     for name in BENCHMARKS:
         assert (HEADINGS[name] in markdown) == (name in selected), name
+    if "image" in selected:  # a temporary root is no release: measured where `make image` built
+        assert saved["image"]["skipped"] and "make image" in saved["image"]["skipped"]
     for row in saved["summary"]:
         assert row["value"] is not None and row["value"] > 0, row
         if row["reference"]:
