@@ -20,14 +20,15 @@ import pytest
 from tests.image.containers import (
     BASE_IMAGE,
     SCRIPTS,
-    SETUP_FIX,
     Podman,
     load_env,
     remove_empty_libpod_cgroups,
-    state_dir,
     tail,
 )
 from tests.release.conftest import _pipeline_template, pipeline_repo  # noqa: F401 (fixtures)
+from textclf.bench.image import SETUP_FIX, image_size, state_dir
+from textclf.errors import ArtifactError
+from textclf.release.tag import compute
 
 # Names of the images these tests build: unique per session, removed at its end.
 SESSION = uuid.uuid4().hex[:8]
@@ -107,6 +108,18 @@ def registry(containers_env: dict[str, str]) -> Iterator[str]:
         yield started.stdout.strip()
     finally:
         subprocess.run(["bash", script, "stop"], env=env, capture_output=True, timeout=60)
+
+
+def workspace_image(env: dict[str, str], name: str, key: str) -> str:
+    """``localhost/<name>:<the workspace's tag>``, built by `make image` (fails with the fix)."""
+    from tests.image.containers import REPO
+
+    image = f"localhost/{name}:{compute(REPO, image=key, verify=False).tag}"
+    try:
+        image_size(env, image)
+    except ArtifactError as err:
+        pytest.fail(f"{image} is not built ({err}). Fix: run `make test-image`.", pytrace=False)
+    return image
 
 
 def image_name(name: str) -> str:

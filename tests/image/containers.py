@@ -16,19 +16,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from textclf.bench.image import containers_env
+from textclf.errors import ArtifactError
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "containers"
-DEFAULT_STATE = Path("/var/tmp/textclf-containers")
 BASE_IMAGE = "python:3.11-slim"
-SETUP_FIX = "Fix: run `make container-setup` (bash scripts/containers/setup.sh, as root)."
-# The variables the env file exports (setup.sh writes exactly these).
-ENV_KEYS = (
-    "CONTAINERS_CONF",
-    "CONTAINERS_STORAGE_CONF",
-    "CONTAINERS_REGISTRIES_CONF",
-    "TEXTCLF_CONTAINERS",
-    "TEXTCLF_CONTAINERS_BUILD_CONF",
-)
 # podman pushes OCI manifests unless told `--format v2s2`: a client must accept both.
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -36,27 +29,12 @@ MANIFEST_TYPES = (
 )
 
 
-def state_dir() -> Path:
-    """The state directory setup.sh used: ``$TEXTCLF_CONTAINERS`` or its default."""
-    return Path(os.environ.get("TEXTCLF_CONTAINERS") or DEFAULT_STATE)
-
-
 def load_env(env_file: Path) -> dict[str, str]:
-    """The variables ``source <env_file>`` exports, read by bash itself."""
-    script = 'source "$1" && for k in "${@:2}"; do printf "%s=%s\\0" "$k" "${!k-}"; done'
-    out = subprocess.run(
-        ["bash", "-c", script, "bash", str(env_file), *ENV_KEYS],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    ).stdout
-    pairs = (item.split("=", 1) for item in out.split("\0") if item)
-    env = {key: value for key, value in pairs if value}
-    missing = [key for key in ENV_KEYS if key not in env]
-    if missing:
-        raise ValueError(f"{env_file} does not export {', '.join(missing)}. {SETUP_FIX}")
-    return env
+    """The variables ``source <env_file>`` exports (textclf.bench.image reads them the same way)."""
+    try:
+        return containers_env(env_file)
+    except ArtifactError as err:
+        raise ValueError(str(err)) from None
 
 
 def tail(text: str, lines: int = 30) -> str:

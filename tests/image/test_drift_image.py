@@ -11,23 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.image.containers import REPO
-from textclf.bench.image import POD_FLAGS, image_size, run_image
-from textclf.errors import ArtifactError
-from textclf.release.tag import compute
+from tests.image.conftest import workspace_image
+from textclf.bench.image import POD_FLAGS, run_image
 
 pytestmark = pytest.mark.image
 
 TRAFFIC = "/var/lib/textclf/traffic"
-
-
-def _image(env: dict[str, str], name: str, key: str) -> str:
-    image = f"localhost/{name}:{compute(REPO, image=key, verify=False).tag}"
-    try:
-        image_size(env, image)
-    except ArtifactError as err:
-        pytest.fail(f"{image} is not built ({err}). Fix: run `make test-image`.", pytrace=False)
-    return image
 
 
 def _drift_check(
@@ -48,8 +37,8 @@ def _drift_check(
 def test_the_drift_image_checks_what_the_serving_image_recorded(
     containers_env: dict[str, str], tmp_path: Path
 ) -> None:
-    serving = _image(containers_env, "textclf", "serving")
-    drift = _image(containers_env, "textclf-drift", "drift")
+    serving = workspace_image(containers_env, "textclf", "serving")
+    drift = workspace_image(containers_env, "textclf-drift", "drift")
     traffic = tmp_path / "traffic"
     traffic.mkdir()
     os.chown(traffic, 1034, 1034)  # the pods' uid: the serving container writes here
@@ -77,7 +66,7 @@ def test_the_drift_image_checks_what_the_serving_image_recorded(
 def test_an_empty_traffic_directory_exits_2_and_says_why(
     containers_env: dict[str, str], tmp_path: Path
 ) -> None:
-    drift = _image(containers_env, "textclf-drift", "drift")
+    drift = workspace_image(containers_env, "textclf-drift", "drift")
     (tmp_path / "empty").mkdir()
     result = _drift_check(containers_env, drift, tmp_path / "empty")
     assert result.returncode == 2
@@ -87,7 +76,7 @@ def test_an_empty_traffic_directory_exits_2_and_says_why(
 def test_the_drift_image_carries_no_serving_or_training_stack(
     containers_env: dict[str, str],
 ) -> None:
-    drift = _image(containers_env, "textclf-drift", "drift")
+    drift = workspace_image(containers_env, "textclf-drift", "drift")
     probe = (
         "import importlib.util as u; print(' '.join(m for m in "
         "('torch', 'lightning', 'transformers', 'bentoml', 'onnxruntime', 'dvc') "

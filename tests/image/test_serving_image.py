@@ -17,12 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.image.conftest import FIGURES
+from tests.image.conftest import FIGURES, workspace_image
 from tests.image.containers import REPO, Podman
-from textclf.bench.image import Container, image_size, probe, run_image
-from textclf.errors import ArtifactError
+from textclf.bench.image import Container, probe, run_image
 from textclf.inference import OnnxClassifier
-from textclf.release.tag import compute
 
 pytestmark = pytest.mark.image
 
@@ -38,13 +36,8 @@ TRAINING_STACK = ("torch", "lightning", "transformers", "dvc", "evidently", "pan
 
 @pytest.fixture(scope="session")
 def serving_image(containers_env: dict[str, str]) -> str:
-    """The image `make image` built from this workspace (fails with the fix when it is missing)."""
-    image = f"localhost/textclf:{compute(REPO, verify=False).tag}"
-    try:
-        image_size(containers_env, image)
-    except ArtifactError as err:
-        pytest.fail(f"{image} is not built ({err}). Fix: run `make image`.", pytrace=False)
-    return image
+    """The image `make image` built from this workspace."""
+    return workspace_image(containers_env, "textclf", "serving")
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,19 @@ def _checked(name: str, choices: Mapping[str, object]) -> str:
     return name
 
 
+def _reference(root: Path, variant: str, rev: str | None) -> str:
+    """``<production newName>:<computed tag>`` of a variant (the image the release ships)."""
+    kind = _checked(variant, VARIANTS)
+    repository = _run(partial(pin_of, root, kind, rev)).repository
+    tag = _run(partial(compute, root, rev, image=VARIANTS[kind], verify=False)).tag
+    return f"{repository}:{tag}"
+
+
+ArchiveArg = Annotated[
+    Path, typer.Argument(help="OCI archive (`podman save --format oci-archive`).")
+]
+
+
 def _note_uncommitted(root: Path, inputs: ReleaseInputs) -> None:
     dirty = uncommitted(root, [*inputs.files, "dvc.lock"])
     if dirty:
@@ -119,10 +132,7 @@ def outputs_cmd(root: RootOpt = Path()) -> None:
 @release_app.command("image")
 def image_cmd(root: RootOpt = Path(), rev: RevOpt = None, variant: VariantOpt = "cpu") -> None:
     """Print a variant's image reference: <overlay newName>:<computed tag>."""
-    kind = _checked(variant, VARIANTS)
-    repository = _run(lambda: pin_of(root, kind, rev)).repository
-    tag = _run(lambda: compute(root, rev, image=VARIANTS[kind], verify=False)).tag
-    typer.echo(f"{repository}:{tag}")
+    typer.echo(_reference(root, variant, rev))
 
 
 @release_app.command("manifests")
@@ -203,12 +213,9 @@ def exists_cmd(
     Reads $TEXTCLF_REGISTRY_USERNAME and $TEXTCLF_REGISTRY_PASSWORD (e.g. github.actor and
     GITHUB_TOKEN for ghcr.io).
     """
-    if image is None:
-        kind = _checked(variant, VARIANTS)
-        repository = _run(lambda: pin_of(root, kind)).repository
-        tag = _run(lambda: compute(root, image=VARIANTS[kind], verify=not no_status)).tag
-        image = f"{repository}:{tag}"
-    ref = image
+    if image is None and not no_status:
+        _run(partial(compute, root, image=VARIANTS[_checked(variant, VARIANTS)]))  # dvc status
+    ref = image or _reference(root, variant, None)
     found = _run(lambda: registry.digest(ref, os.environ))
     typer.echo(f"{ref}: {found if found else 'missing'}")
     raise typer.Exit(code=0 if found else 1)
@@ -223,20 +230,17 @@ def missing_cmd(root: RootOpt = Path(), rev: RevOpt = None) -> None:
     """
     import json
 
-    missing = []
-    for variant, key in VARIANTS.items():
-        repository = _run(partial(pin_of, root, variant, rev)).repository
-        tag = _run(partial(compute, root, rev, image=key, verify=False)).tag
-        if _run(partial(registry.digest, f"{repository}:{tag}", os.environ)) is None:
-            missing.append(variant)
+    missing = [
+        variant
+        for variant in VARIANTS
+        if _run(partial(registry.digest, _reference(root, variant, rev), os.environ)) is None
+    ]
     typer.echo(json.dumps(missing))
 
 
 @release_app.command("push")
 def push_cmd(
-    archive: Annotated[
-        Path, typer.Argument(help="OCI archive (`podman save --format oci-archive`).")
-    ],
+    archive: ArchiveArg,
     root: RootOpt = Path(),
     rev: RevOpt = None,
     variant: VariantOpt = "cpu",
@@ -252,11 +256,10 @@ def push_cmd(
     A tag that already names the archive's digest is left as it is; one that names another
     digest fails (exit 2). Prints the digest. Reads the registry credentials like `exists`.
     """
-    kind = _checked(variant, VARIANTS)
-    repository = _run(lambda: pin_of(root, kind, rev)).repository
-    tag = _run(lambda: compute(root, rev, image=VARIANTS[kind], verify=False)).tag
-    digest, pushed = _run(lambda: registry.push(archive, f"{repository}:{tag}"))
-    typer.echo(f"{'pushed' if pushed else 'already there:'} {repository}:{tag}@{digest}")
+    ref = _reference(root, variant, rev)
+    digest, pushed = _run(lambda: registry.push(archive, ref))
+    typer.echo(f"{'pushed' if pushed else 'already there:'} {ref}@{digest}")
+    repository = ref.rsplit(":", 1)[0]
     if outputs is not None:
         with outputs.open("a", encoding="utf-8") as out:
             out.write(f"repository={repository}\ndigest={digest}\n")
@@ -264,9 +267,7 @@ def push_cmd(
 
 @release_app.command("verify-archive")
 def verify_archive_cmd(
-    archive: Annotated[
-        Path, typer.Argument(help="OCI archive (`podman save --format oci-archive`).")
-    ],
+    archive: ArchiveArg,
     root: RootOpt = Path(),
     rev: RevOpt = None,
     variant: VariantOpt = "cpu",
