@@ -58,6 +58,18 @@ def env(containers_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **containers_env}
 
 
+@pytest.fixture
+def release_repo(
+    pipeline_repo: Path, registry: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The pipeline repo with its overlays pointed at the loopback registry, rendered."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    point_overlays_at(pipeline_repo, registry)
+    assert release(pipeline_repo, "manifests").exit_code == 0
+    return pipeline_repo
+
+
 def test_push_keeps_the_digest_and_never_moves_a_tag(
     registry: str, archive: Archive, env: dict[str, str]
 ) -> None:
@@ -94,17 +106,9 @@ def _ship(root: Path, archive: Archive, label: str, env: dict[str, str]) -> dict
 
 
 def test_pin_writes_the_registry_digests_and_images_verifies_them(
-    pipeline_repo: Path,
-    registry: str,
-    archive: Archive,
-    env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+    release_repo: Path, registry: str, archive: Archive, env: dict[str, str]
 ) -> None:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    root = pipeline_repo
-    point_overlays_at(root, registry)
-    assert release(root, "manifests").exit_code == 0
+    root = release_repo
     unpinned = release(root, "images")
     assert unpinned.exit_code == 2 and "no digest pinned" in unpinned.stderr
     missing = release(root, "pin")
@@ -128,18 +132,10 @@ def test_pin_writes_the_registry_digests_and_images_verifies_them(
 
 
 def test_a_revert_brings_back_the_pinned_images_and_builds_nothing(
-    pipeline_repo: Path,
-    registry: str,
-    archive: Archive,
-    env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+    release_repo: Path, archive: Archive, env: dict[str, str]
 ) -> None:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    root = pipeline_repo
-    point_overlays_at(root, registry)
+    root = release_repo
     # main at model A: reviewed, its images pushed and pinned.
-    assert release(root, "manifests").exit_code == 0
     _ship(root, archive, "a", env)
     commit_a = commit_all(root, "release model A")
     pins_a = _pins(root)
