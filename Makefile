@@ -5,18 +5,22 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-VENV ?= .venv
+# The review runners' image sets TEXTCLF_VENV to its prebuilt venv (images/review-runner.Containerfile).
+VENV ?= $(or $(TEXTCLF_VENV),.venv)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # ONNX Runtime flavour: `make install EXTRAS=gpu,dev` on a CUDA machine (onnxruntime-gpu).
 EXTRAS ?= cpu,dev
+# LOCK=requirements/review-gpu.txt: install exactly that hash-locked set instead of resolving
+# EXTRAS (what the review runners do: their image holds it already, so nothing is downloaded).
+LOCK ?=
 PYTEST_ARGS ?=
 
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento \
+.PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento runner-image runner-push runner-pin \
   serve report gate release-tag release-manifests release-check release-verify release-pull release-pin release-images release-push release-missing release-verify-image checkout \
   promote review-pull review-push review-plots
 
@@ -24,13 +28,21 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
 	  /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+ifeq ($(LOCK),)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+else
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+	  --no-build-isolation -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --no-build-isolation -e .
+	$(BIN)/python -m pip check
+endif
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the package with EXTRAS (default cpu,dev)
+install: $(STAMP) ## Create .venv and install the package with EXTRAS (default cpu,dev), or exactly LOCK
 
 data: $(STAMP) ## Put data/ in place to match data.dvc: keep, dvc pull, else copy the default corpus
 	textclf data
@@ -145,27 +157,46 @@ image: $(STAMP) ## Build an image of the workspace's model with podman (VARIANT=
 	@test -f artifacts/onnx/model.int8.onnx || $(MAKE) repro
 	bash scripts/containers/build-image.sh $(VARIANT) $(if $(ARCHIVE),--save "$(ARCHIVE)")
 
-test-image: $(STAMP) container-setup ## Build the serving and drift images, run them as the pods do, push to a local registry
+# The review runners' image (images/review-runner.Containerfile): built and pushed on main by
+# .github/workflows/runner-image.yml, pinned by digest in deploy/runners/values.yaml.
+RUNNER_REPOSITORY ?= ghcr.io/your-org/gitops-text-classifier-runner
+RUNNER_BASE ?=
+export RUNNER_BASE
+
+runner-image: $(STAMP) ## Build the review runners' image from requirements/review-gpu.txt (RUNNER_BASE=<image> replaces GitHub's runner)
+	bash scripts/containers/build-image.sh runner $(if $(ARCHIVE),--save "$(ARCHIVE)")
+
+runner-push: $(STAMP) ## (runner-image CI) Push the runner image in ARCHIVE as RUNNER_REPOSITORY:<r- tag>, never moving a tag
+	@test -n "$(ARCHIVE)" || { echo "usage: make runner-push ARCHIVE=<oci archive> RUNNER_REPOSITORY=<repo>" >&2; exit 2; }
+	textclf release runner-push "$(ARCHIVE)" --repository "$(RUNNER_REPOSITORY)" \
+	  $(if $(GITHUB_OUTPUT),--outputs "$(GITHUB_OUTPUT)") $(if $(GITHUB_STEP_SUMMARY),--summary "$(GITHUB_STEP_SUMMARY)")
+
+runner-pin: $(STAMP) ## Pin the pushed runner image (RUNNER_REPOSITORY:<r- tag>@<registry digest>) in deploy/runners/values.yaml
+	textclf release runner-pin --repository "$(RUNNER_REPOSITORY)"
+
+test-image: $(STAMP) container-setup ## Build the serving, drift and runner images, run them as the pods do, push to a local registry
 	$(MAKE) image VARIANT=cpu
 	$(MAKE) image VARIANT=drift
+	$(MAKE) runner-image RUNNER_BASE=$(or $(RUNNER_BASE),python:3.11-slim)
 	$(BIN)/pytest -m image tests/image $(PYTEST_ARGS)
 
-lint: $(STAMP) secrets ## ruff (lint + format check), mypy and the secret scan
+lint: $(STAMP) secrets ## ruff (lint + format check), mypy, the secret scan, and the runner lock against pyproject.toml
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	textclf release runner-check
 
 secrets: $(STAMP) ## Scan every file git tracks (or would) for secrets against .secrets.baseline
 	git ls-files -z --cached --others --exclude-standard | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 
 LOCKS := requirements/serving.txt requirements/serving-gpu.txt requirements/drift.txt
+UV_COMPILE = $(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 \
+  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line
 
-lock: $(STAMP) ## Recompile the hash-locked image requirements (requirements/*.txt) from requirements/*.in
-	for lock in $(LOCKS); do \
-	  $(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 \
-	    --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
-	    "$${lock%.txt}.in" -o "$$lock"; \
-	done
+lock: $(STAMP) ## Recompile the hash-locked requirements (requirements/*.txt: images, review runners)
+	for lock in $(LOCKS); do $(UV_COMPILE) "$${lock%.txt}.in" -o "$$lock"; done
+	$(UV_COMPILE) --extra gpu --extra dev pyproject.toml requirements/review-build.in \
+	  -o requirements/review-gpu.txt
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests

@@ -3,7 +3,7 @@
 # reference on the last line.
 #
 # Usage (from the repository root, after `make container-setup`):
-#   bash scripts/containers/build-image.sh [cpu|gpu|drift] [--save <archive.tar>]
+#   bash scripts/containers/build-image.sh [cpu|gpu|drift|runner] [--save <archive.tar>]
 #
 # --save also writes the image as an OCI archive (what the review's push job verifies and pushes).
 # cpu/gpu: the serving bento (`bentoml build -f bentofile[.gpu].yaml`, then
@@ -12,6 +12,9 @@
 # localhost/textclf[-gpu|-drift]:<the workspace's release tag>: the content address of what it
 # ships, so a rebuild of the same content reuses the name and podman's layer cache. A local build
 # for tests and benchmarks: the review builds and pushes in CI (README "Propose, review, merge").
+# runner: the review runners' image, images/review-runner.Containerfile over the lock
+# (`textclf release runner-context`), named localhost/textclf-runner:<r- tag>; RUNNER_BASE
+# overrides its BASE (GitHub's actions-runner image, which this machine may not reach).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -36,11 +39,27 @@ case $variant in
   cpu) name=localhost/textclf bentofile=bentofile.yaml image=serving ;;
   gpu) name=localhost/textclf-gpu bentofile=bentofile.gpu.yaml image=serving ;;
   drift) name=localhost/textclf-drift image=drift ;;
-  *) die "unknown variant '$variant': give cpu, gpu or drift" ;;
+  runner) name=localhost/textclf-runner image= ;;
+  *) die "unknown variant '$variant': give cpu, gpu, drift or runner" ;;
 esac
-tag=$(textclf release tag --image "$image")
+if [ "$variant" = runner ]; then
+  tag=$(textclf release runner-tag)
+else
+  tag=$(textclf release tag --image "$image")
+fi
 
-if [ "$variant" = drift ]; then
+if [ "$variant" = runner ]; then
+  context=$(mktemp -d "$work/tmp/runner.XXXXXX")
+  trap 'rm -rf "$context"' EXIT
+  start=$(now)
+  quietly "$logs/runner-context.log" textclf release runner-context "$context"
+  base_arg=()
+  [ -z "${RUNNER_BASE:-}" ] || base_arg=(--build-arg "BASE=$RUNNER_BASE")
+  quietly "$logs/runner-build.log" env CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
+    podman build "${base_arg[@]}" --file "$context/images/review-runner.Containerfile" \
+    --tag "$name:$tag" "$context"
+  report_time "podman build" "$start"
+elif [ "$variant" = drift ]; then
   context=$(mktemp -d "$work/tmp/drift.XXXXXX")
   trap 'rm -rf "$context"' EXIT
   start=$(now)

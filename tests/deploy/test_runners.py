@@ -338,6 +338,21 @@ def test_values_pass_check(check: str) -> None:
     assert CHECKS[check](_values()) == []
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/your-org/gitops-text-classifier-runner:r-0123456789ab@sha256:" + "a" * 64,
+        "registry.example.com:5000/your-org/gitops-text-classifier-runner@sha256:" + "b" * 64,
+        "ghcr.io/actions/actions-runner:2.335.1",
+    ],
+)
+def test_a_runner_image_pinned_by_tag_or_digest_passes(image: str) -> None:
+    """What `make runner-pin` writes (any registry, a port too) is a valid pin."""
+    values = _values()
+    _runner(values)["image"] = image
+    assert [name for name, check in CHECKS.items() if check(values)] == []
+
+
 def test_values_schema_is_valid_and_strict() -> None:
     """The schema is valid 2020-12, requires the keys this project relies on, admits chart keys."""
     schema = json.loads(VALUES_SCHEMA_FILE.read_text(encoding="utf-8"))
@@ -467,6 +482,11 @@ MUTATIONS: list[tuple[str, Callable[[Values], None], set[str]]] = [
     (
         "latest image",
         _set((*RUNNER, "image"), "ghcr.io/actions/actions-runner:latest"),
+        {"schema", "runner"},
+    ),
+    (
+        "untagged image on a registry with a port",
+        _set((*RUNNER, "image"), "registry.example.com:5000/your-org/runner"),
         {"schema", "runner"},
     ),
     ("other command", _set((*RUNNER, "command"), ["/bin/sh"]), {"schema", "runner"}),

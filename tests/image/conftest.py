@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -156,3 +156,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", "serving image")
         for name, value in FIGURES.items():
             terminalreporter.write_line(f"{name:<32} {value}")
+
+
+Archive = Callable[[str], Path]
+
+
+@pytest.fixture
+def archive(podman: Podman, built_images: list[str], tmp_path: Path, registry: str) -> Archive:
+    """``archive(label)``: an OCI archive of a tiny image that differs by its label."""
+
+    def make(label: str) -> Path:
+        context = tmp_path / f"ctx-{label}"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM python:3.11-slim\nLABEL model={label}\n")
+        name = image_name(f"tiny-{label}")
+        built_images.append(name)
+        podman.build(context, name)
+        path = tmp_path / f"{label}.tar"
+        podman("save", "--format", "oci-archive", "--output", str(path), name)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def env(containers_env: dict[str, str]) -> dict[str, str]:
+    """The environment for skopeo: the project's registries.conf (127.0.0.1 is plain HTTP)."""
+    return {**os.environ, **containers_env}

@@ -6,14 +6,12 @@ digests. The serving image itself is probed in test_serving_image.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.image.conftest import image_name
-from tests.image.containers import Podman
+from tests.image.conftest import Archive
 from tests.release.conftest import (
     PRODUCTION,
     PRODUCTION_GPU,
@@ -28,34 +26,6 @@ from textclf.errors import ReleaseError
 from textclf.release.registry import archive_digest, digest, push
 
 pytestmark = pytest.mark.image
-
-Archive = Callable[[str], Path]
-
-
-@pytest.fixture
-def archive(podman: Podman, built_images: list[str], tmp_path: Path, registry: str) -> Archive:
-    """``archive(label)``: an OCI archive of a tiny image that differs by its label."""
-
-    def make(label: str) -> Path:
-        context = tmp_path / f"ctx-{label}"
-        context.mkdir()
-        (context / "Containerfile").write_text(f"FROM python:3.11-slim\nLABEL model={label}\n")
-        name = image_name(f"tiny-{label}")
-        built_images.append(name)
-        podman.build(context, name)
-        path = tmp_path / f"{label}.tar"
-        podman("save", "--format", "oci-archive", "--output", str(path), name)
-        return path
-
-    return make
-
-
-@pytest.fixture
-def env(containers_env: dict[str, str]) -> dict[str, str]:
-    """The environment for skopeo: the project's registries.conf (127.0.0.1 is plain HTTP)."""
-    import os
-
-    return {**os.environ, **containers_env}
 
 
 @pytest.fixture

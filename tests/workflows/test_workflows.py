@@ -478,6 +478,44 @@ def test_images_are_built_without_credentials_and_pushed_only_after_a_re_hash() 
     assert any("release-missing" in r for r in runs(plan))
 
 
+def test_the_runner_image_is_built_on_main_from_the_files_its_tag_hashes() -> None:
+    """runner-image.yml: main only, build without credentials, push without build code."""
+    from textclf.release import runner
+
+    doc = load(WORKFLOW_DIR / "runner-image.yml")
+    assert set(doc["on"]) == {"push", "workflow_dispatch"}
+    assert doc["on"]["push"]["branches"] == ["main"]
+    assert sorted(doc["on"]["push"]["paths"]) == sorted(runner.FILES), "rebuild when they change"
+    jobs = jobs_of(doc)
+    build, publish = jobs["build"], jobs["publish"]
+    # workflow_dispatch from another branch builds (and so publishes) nothing.
+    assert build["if"] == "github.ref == 'refs/heads/main'"
+    assert build["permissions"] == {"contents": "read"} and not _holds_secrets(build)
+    assert any(r.startswith("sudo --preserve-env=PATH make runner-image ") for r in runs(build))
+    assert publish["needs"] == ["build"]
+    assert publish["permissions"] == {
+        "contents": "read",
+        "packages": "write",
+        "id-token": "write",
+        "attestations": "write",
+    }
+    assert runs(publish) == [
+        "make install",
+        'make runner-push RUNNER_REPOSITORY="${REPOSITORY,,}" '
+        'ARCHIVE="$GITHUB_WORKSPACE/runner.tar"',
+    ], "the job with a write token builds nothing"
+    assert all("ref" not in c for c in _checkouts(build) + _checkouts(publish)), "main's files"
+    attest = next(s for s in steps(publish) if "attest-build-provenance" in s.get("uses", ""))
+    assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
+
+
+def test_the_review_installs_the_runner_lock() -> None:
+    from textclf.release import runner
+
+    repro = jobs_of(review())["repro"]
+    assert f"make install LOCK={runner.LOCK}" in runs(repro)
+
+
 def test_a_required_status_says_whether_every_pin_is_in_the_registry() -> None:
     pins = jobs_of(review())["pins"]
     assert any(r.startswith("make -C base release-images ") for r in runs(pins))
@@ -565,7 +603,7 @@ def test_steps_call_make_targets_or_project_commands_only() -> None:
         "cml comment update ",
         'cat pr/reports/pr/report.md >> "$GITHUB_STEP_SUMMARY"',
     )
-    for path in (REVIEW, WORKFLOW_DIR / "ci.yml"):
+    for path in (REVIEW, WORKFLOW_DIR / "ci.yml", WORKFLOW_DIR / "runner-image.yml"):
         for job_name, job in jobs_of(load(path)).items():
             for command in runs(job):
                 assert "\n" not in command and "&&" not in command and ";" not in command, command

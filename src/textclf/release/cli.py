@@ -12,7 +12,7 @@ import typer
 
 from textclf.console import fail
 from textclf.errors import ReleaseError
-from textclf.release import flow, registry
+from textclf.release import flow, registry, runner
 from textclf.release.archive import verify_archive
 from textclf.release.lock import uncommitted
 from textclf.release.overlays import pin_of
@@ -364,3 +364,82 @@ def context_cmd(
     kind = _checked(variant, VARIANTS)
     copied = _run(lambda: stage_context(root, kind, dest))
     typer.echo(f"copied {len(copied)} files to {dest}")
+
+
+RepositoryOpt = Annotated[
+    str,
+    typer.Option(
+        "--repository",
+        help="the runner image's repository, e.g. ghcr.io/your-org/gitops-text-classifier-runner.",
+    ),
+]
+
+
+@release_app.command("runner-tag")
+def runner_tag_cmd(root: RootOpt = Path(), rev: RevOpt = None) -> None:
+    """Print the review runners' image tag: r-<12 hex> of its Containerfile and lock."""
+    typer.echo(_run(lambda: runner.tag(root, rev)))
+
+
+@release_app.command("runner-check")
+def runner_check_cmd(root: RootOpt = Path()) -> None:
+    """Fail (exit 2) unless requirements/review-gpu.txt pins every dependency of pyproject.toml."""
+    problems = runner.lock_problems(root)
+    if problems:
+        fail(ReleaseError("the runner lock is stale:\n  " + "\n  ".join(problems)))
+    extras = ", ".join(runner.EXTRAS)
+    typer.echo(f"{runner.LOCK} pins every dependency of pyproject.toml (extras {extras})")
+
+
+@release_app.command("runner-context")
+def runner_context_cmd(
+    dest: Annotated[Path, typer.Argument(help="empty directory to fill (the build context).")],
+    root: RootOpt = Path(),
+) -> None:
+    """Copy the runner image's Containerfile and lock (nothing else) into a build context."""
+    copied = _run(lambda: runner.stage_context(root, dest))
+    typer.echo(f"copied {len(copied)} files to {dest}")
+
+
+@release_app.command("runner-push")
+def runner_push_cmd(
+    archive: ArchiveArg,
+    repository: RepositoryOpt,
+    root: RootOpt = Path(),
+    outputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--outputs", help="append repository=, image= and digest= lines ($GITHUB_OUTPUT)."
+        ),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", help="append how to pin it here ($GITHUB_STEP_SUMMARY)."),
+    ] = None,
+) -> None:
+    """Push the runner image archive as <repository>:<runner tag>; never move an existing tag."""
+    ref = f"{repository}:{_run(lambda: runner.tag(root))}"
+    _run(partial(registry.ImageRef.parse, ref))
+    digest, pushed = _run(lambda: registry.push(archive, ref))
+    typer.echo(f"{'pushed' if pushed else 'already there:'} {ref}@{digest}")
+    if outputs is not None:
+        with outputs.open("a", encoding="utf-8") as out:
+            out.write(f"repository={repository}\nimage={ref}\ndigest={digest}\n")
+    if summary is not None:
+        with summary.open("a", encoding="utf-8") as out:
+            out.write(
+                f"Runner image: `{ref}@{digest}`\n\nPin it: `make runner-pin "
+                f"RUNNER_REPOSITORY={repository}`, commit {runner.VALUES}, then `helm upgrade` "
+                "the scale set (deploy/runners/README.md).\n"
+            )
+
+
+@release_app.command("runner-pin")
+def runner_pin_cmd(repository: RepositoryOpt, root: RootOpt = Path()) -> None:
+    """Pin the runner image of this checkout's lock by tag and digest in deploy/runners/values.yaml.
+
+    Reads the digest from the registry; fails, writing nothing, while the image workflow on main
+    has not pushed that tag. Then commit values.yaml and `helm upgrade` the scale set.
+    """
+    image, changed = _run(lambda: runner.pin(root, repository))
+    typer.echo(f"{'wrote' if changed else 'already pinned:'} {image} in {runner.VALUES}")
