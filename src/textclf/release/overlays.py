@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,41 @@ def pin_of(root: Path, variant: str, rev: str | None = None) -> Pin:
     return next(p for p in pins(root, rev) if p.variant == variant and p.overlay != STAGING)
 
 
-def _yaml() -> YAML:
+def roundtrip_yaml() -> YAML:
+    """ruamel's round trip, set up so that a load and dump changes no byte of our files."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
+
+
+def _write_pins(overlay: str, entries: Mapping[str, tuple[str, str | None]], doc: Any) -> None:
+    images = doc.get("images") or []
+    for name, (tag, digest) in entries.items():
+        found = [e for e in images if e.get("name") == name]
+        if len(found) != 1:
+            raise ReleaseError(f"{overlay} must have exactly one `images:` entry named {name!r}")
+        entry = found[0]
+        entry["newTag"] = DoubleQuotedScalarString(tag)
+        if digest is None:
+            entry.pop("digest", None)
+        else:
+            entry["digest"] = DoubleQuotedScalarString(digest)
+
+
+def edit_yaml(path: Path, change: Callable[[Any], None]) -> bool:
+    """Apply ``change`` to ``path``'s round-trip document; write it atomically if it changed."""
+    text = path.read_text(encoding="utf-8")
+    yaml = roundtrip_yaml()
+    doc = yaml.load(text)
+    change(doc)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    if out.getvalue() == text:
+        return False
+    atomic.write_text(path, out.getvalue())
+    return True
 
 
 def set_pins(root: Path, values: Mapping[tuple[str, str], tuple[str, str | None]]) -> list[str]:
@@ -147,25 +177,6 @@ def set_pins(root: Path, values: Mapping[tuple[str, str], tuple[str, str | None]
         path = root / overlay
         if not path.is_file():
             raise ReleaseError(f"{path} not found: restore it from git (`git checkout -- {path}`)")
-        text = path.read_text(encoding="utf-8")
-        yaml = _yaml()
-        doc = yaml.load(text)
-        images = doc.get("images") or []
-        for name, (tag, digest) in entries.items():
-            found = [e for e in images if e.get("name") == name]
-            if len(found) != 1:
-                raise ReleaseError(
-                    f"{overlay} must have exactly one `images:` entry named {name!r}"
-                )
-            entry = found[0]
-            entry["newTag"] = DoubleQuotedScalarString(tag)
-            if digest is None:
-                entry.pop("digest", None)
-            else:
-                entry["digest"] = DoubleQuotedScalarString(digest)
-        out = io.StringIO()
-        yaml.dump(doc, out)
-        if out.getvalue() != text:
-            atomic.write_text(path, out.getvalue())
+        if edit_yaml(path, partial(_write_pins, overlay, entries)):
             changed.append(overlay)
     return changed

@@ -17,7 +17,6 @@ on that runner downloads nothing.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import shutil
 import tomllib
@@ -27,12 +26,11 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-from ruamel.yaml import YAML
 
-from textclf import io as atomic
 from textclf.errors import ReleaseError
 from textclf.release import registry
 from textclf.release.git import Tree
+from textclf.release.overlays import edit_yaml, roundtrip_yaml
 
 CONTAINERFILE = "images/review-runner.Containerfile"
 LOCK = "requirements/review-gpu.txt"
@@ -123,14 +121,6 @@ def lock_problems(root: Path) -> list[str]:
     return [f"{p}. Fix: make lock, then commit {LOCK}" for p in problems]
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
 def _runner(doc: Any, path: Path) -> Any:
     containers = (((doc or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     found = [c for c in containers if c.get("name") == RUNNER_CONTAINER]
@@ -145,7 +135,8 @@ def _runner(doc: Any, path: Path) -> Any:
 def pinned(root: Path) -> str:
     """The runner image ``values.yaml`` names."""
     path = root / VALUES
-    return str(_runner(_yaml().load(path.read_text(encoding="utf-8")), path).get("image", ""))
+    doc = roundtrip_yaml().load(path.read_text(encoding="utf-8"))
+    return str(_runner(doc, path).get("image", ""))
 
 
 def pin(root: Path, repository: str) -> tuple[str, bool]:
@@ -165,13 +156,8 @@ def pin(root: Path, repository: str) -> tuple[str, bool]:
     path = root / VALUES
     if not path.is_file():
         raise ReleaseError(f"{path} not found: restore it from git (`git checkout -- {VALUES}`)")
-    text = path.read_text(encoding="utf-8")
-    yaml = _yaml()
-    doc = yaml.load(text)
-    _runner(doc, path)["image"] = image
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    if out.getvalue() == text:
-        return image, False
-    atomic.write_text(path, out.getvalue())
-    return image, True
+
+    def write(doc: Any) -> None:
+        _runner(doc, path)["image"] = image
+
+    return image, edit_yaml(path, write)
