@@ -39,6 +39,16 @@ SERVICE_PORT = 3000
 TRAFFIC_DIR = "/var/lib/textclf/traffic"
 TRAFFIC_PVC = "textclf-traffic"
 DRIFT_ARGS = ["--traffic-dir", TRAFFIC_DIR]  # the drift image's entrypoint is the check
+#: The labels of BentoML 1.4's request metrics (tests/serving/test_http.py checks them on a real
+#: `bentoml serve`), and those the Prometheus Operator sets on every ServiceMonitor target.
+BENTOML_REQUEST_LABELS = frozenset(
+    {"endpoint", "http_response_code", "runner_name", "service_name", "service_version"}
+)
+TARGET_LABELS = frozenset(
+    {"namespace", "pod", "service", "endpoint", "job", "instance", "container"}
+)
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!=|!~|=)\s*"([^"]*)"')
 
 KUBECTL_HINT = (
     "kubectl with kustomize >= v5 is needed to render deploy/. On Linux it comes with the dev "
@@ -362,3 +372,26 @@ def measurement_phase(metric: Mapping[str, Any], result: Any, args: Mapping[str,
     if not succeeded:
         return "Inconclusive"
     return "Successful"
+
+
+def scraped_labels(own: frozenset[str] = BENTOML_REQUEST_LABELS) -> frozenset[str]:
+    """A sample's labels once scraped with ``honorLabels: false``: the target labels win and
+    each of the metric's own labels that collides with one is kept as ``exported_<name>``."""
+    renamed = {f"exported_{name}" if name in TARGET_LABELS else name for name in own}
+    return TARGET_LABELS | renamed | {"le"}
+
+
+def label_problems(query: str) -> list[str]:
+    """Each label a PromQL query matches on that no scraped BentoML sample has (or misreads)."""
+    allowed = scraped_labels()
+    problems = []
+    for metric, body in _SELECTOR.findall(query):
+        for name, value in _MATCHER.findall(body):
+            if name not in allowed:
+                problems.append(f"{metric}: no label {name} after the scrape")
+            elif name == "endpoint" and value.startswith("/"):
+                problems.append(
+                    f'{metric}: endpoint="{value}" matches the target label (the port name); '
+                    "BentoML's route is exported_endpoint"
+                )
+    return problems

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import fnmatch
 import math
 import re
 from typing import Any
@@ -26,6 +28,7 @@ from .conftest import (
     by_kind,
     containers,
     evaluate_condition,
+    label_problems,
     load_yaml_documents,
     measurement_phase,
     one,
@@ -204,7 +207,8 @@ def test_probes_hit_readyz_and_livez_on_3000(overlay: str) -> None:
     assert annotations["prometheus.io/path"] == "/metrics"
     (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics"
-    assert endpoint["honorLabels"] is True, "BentoML's `endpoint` label must survive the scrape"
+    assert endpoint["honorLabels"] is False, "a pod must not override its target labels"
+    assert not endpoint.get("metricRelabelings"), "the analysis reads exported_endpoint as is"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -245,6 +249,121 @@ def test_drift_cronjob_contract(overlay: str) -> None:
         "operator": "In",
         "values": [1, 2],
     }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_traffic_claim_survives_prune_and_app_deletion(overlay: str) -> None:
+    pvc = one(render_overlay(overlay), "PersistentVolumeClaim", TRAFFIC_PVC)
+    annotations = pvc["metadata"]["annotations"]
+    options = set(annotations["argocd.argoproj.io/sync-options"].split(","))
+    assert {"Prune=false", "Delete=false"} <= options
+    assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+
+
+# --------------------------------------------------------------------------- network policy
+
+DNS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def _is_dns_only(rules: list[dict[str, Any]]) -> bool:
+    """Egress to the cluster DNS pods on port 53, nothing else."""
+    return bool(rules) and all(
+        rule.get("ports") == DNS
+        and rule.get("to")
+        and all(
+            peer.get("namespaceSelector", {}).get("matchLabels")
+            == {"kubernetes.io/metadata.name": "kube-system"}
+            and peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"}
+            and "ipBlock" not in peer
+            for peer in rule["to"]
+        )
+        for rule in rules
+    )
+
+
+def network_problems(docs: list[Manifest]) -> list[str]:
+    """What the namespace's NetworkPolicies let through beyond the intended paths."""
+    policies = by_kind(docs, "NetworkPolicy")
+    problems = []
+    deny = [p for p in policies if p["spec"].get("podSelector") == {}]
+    if len(deny) != 1 or set(deny[0]["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
+        problems.append("no default deny of ingress and egress for every pod")
+    elif deny[0]["spec"].get("ingress") or deny[0]["spec"].get("egress"):
+        problems.append("the default deny allows something")
+    workloads = {"server": one(docs, "Rollout"), "drift-check": one(docs, "CronJob")}
+    for component, workload in workloads.items():
+        template = workload["spec"]
+        if workload["kind"] == "CronJob":
+            template = template["jobTemplate"]["spec"]
+        labels = template["template"]["metadata"]["labels"]
+        mine = [p for p in policies if p not in deny and _matches(p["spec"]["podSelector"], labels)]
+        if len(mine) != 1:
+            problems.append(f"{component}: {len(mine)} policies select its pods, expected 1")
+            continue
+        spec = mine[0]["spec"]
+        if set(spec.get("policyTypes", [])) != {"Ingress", "Egress"}:
+            problems.append(f"{component}: policyTypes must be Ingress and Egress")
+        if not _is_dns_only(spec.get("egress", [])):
+            problems.append(f"{component}: egress beyond cluster DNS")
+        ingress = spec.get("ingress", [])
+        if component == "drift-check" and ingress:
+            problems.append("drift-check: accepts connections")
+        for rule in ingress if component == "server" else []:
+            peers = rule.get("from") or [{}]
+            if rule.get("ports") != [{"protocol": "TCP", "port": SERVICE_PORT}]:
+                problems.append(f"server: ingress on {rule.get('ports')}, not TCP {SERVICE_PORT}")
+            if any(set(p) != {"namespaceSelector"} or not p["namespaceSelector"] for p in peers):
+                problems.append("server: ingress from anywhere but named namespaces")
+    return problems
+
+
+def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    wanted = selector.get("matchLabels", {})
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policy_allows_only_the_intended_paths(overlay: str) -> None:
+    docs = render_overlay(overlay)
+    assert network_problems(docs) == []
+    server = one(docs, "NetworkPolicy", "textclf-server")["spec"]
+    (rule,) = server["ingress"]
+    (peer,) = rule["from"]
+    (names,) = peer["namespaceSelector"]["matchExpressions"]
+    assert names["key"] == "kubernetes.io/metadata.name" and names["operator"] == "In"
+    assert "monitoring" in names["values"], "Prometheus must still scrape /metrics"
+
+
+def _policy(docs: list[Manifest], name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "caught"),
+    [
+        (lambda d: _policy(d, "textclf-default-deny")["spec"].update(policyTypes=["Ingress"]),
+         "no default deny"),
+        (lambda d: _policy(d, "textclf-server")["spec"]["ingress"].append({}),
+         "server: ingress on None"),
+        (lambda d: _policy(d, "textclf-server")["spec"]["ingress"][0].pop("from"),
+         "server: ingress from anywhere"),
+        (lambda d: _policy(d, "textclf-server")["spec"]["egress"].append(
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}), "server: egress beyond cluster DNS"),
+        (lambda d: _policy(d, "textclf-drift-check")["spec"].update(
+            ingress=[{"from": [{"podSelector": {}}]}]), "drift-check: accepts connections"),
+        (lambda d: d.remove(_policy(d, "textclf-drift-check")), "drift-check: 0 policies"),
+    ],
+)  # fmt: skip
+def test_the_network_check_catches_each_opening(break_it: Any, caught: str) -> None:
+    docs = copy.deepcopy(render_overlay("production"))
+    break_it(docs)
+    problems = network_problems(docs)
+    assert any(p.startswith(caught) for p in problems), problems
+
+
+def test_a_rollback_within_the_window_skips_the_canary() -> None:
+    spec = one(render_overlay("production"), "Rollout")["spec"]
+    assert 1 <= spec["rollbackWindow"]["revisions"] <= spec["revisionHistoryLimit"]
 
 
 # --------------------------------------------------------------------------- canary + analysis
@@ -304,9 +423,18 @@ def test_analysis_queries_read_bentoml_metrics_of_the_canary() -> None:
         assert 'service_name="{{args.service-name}}"' in query
         assert 'namespace="{{args.namespace}}"' in query
         assert "{{args.canary-hash}}" in query
-        assert 'endpoint="/predict"' in query
+        assert 'exported_endpoint="/predict"' in query
+        # The floor: nothing (Inconclusive) while the canary serves too few requests to judge.
+        judged, sep, floor = query.rpartition("and on()")
+        assert sep, "no request-rate floor"
+        counted, _, minimum = floor.strip().rpartition(" >= ")
+        assert minimum == "{{args.min-request-rate}}"
+        name = "sum(rate(bentoml_service_request_total"
+        assert counted.startswith(name) and counted.endswith("[2m]))"), counted
+        assert counted[len(name) : -len("[2m]))")] in judged, "it counts the judged requests"
+        assert label_problems(query) == []
     error_query = metrics["error-rate"]["provider"]["prometheus"]["query"]
-    assert error_query.count("bentoml_service_request_total") == 2
+    assert error_query.count("bentoml_service_request_total") == 3
     assert 'http_response_code=~"5.."' in error_query
     assert "or vector(0)" in error_query, "zero 5xx must read as 0, not as no data"
     latency_query = metrics["p95-latency"]["provider"]["prometheus"]["query"]
@@ -318,6 +446,20 @@ def test_analysis_queries_read_bentoml_metrics_of_the_canary() -> None:
         _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"}),
     )
     assert "{{" not in resolved
+
+
+def test_the_label_check_catches_a_route_matched_on_the_target_label() -> None:
+    """Negative control: with honorLabels off, `endpoint` is the port name, never "/predict"."""
+    before = (
+        'sum(rate(bentoml_service_request_total{service_name="textclf", endpoint="/predict"}[2m]))'
+    )
+    assert label_problems(before) == [
+        'bentoml_service_request_total: endpoint="/predict" matches the target label '
+        "(the port name); BentoML's route is exported_endpoint"
+    ]
+    assert label_problems('up{instance_name="x"}') == [
+        "up: no label instance_name after the scrape"
+    ]
 
 
 @pytest.mark.parametrize("metric_name", ["error-rate", "p95-latency"])
@@ -391,6 +533,64 @@ def test_argocd_application(env: str) -> None:
     assert spec["destination"]["namespace"] == namespace
     annotations = app["metadata"].get("annotations", {})
     assert not any("image-updater" in key for key in annotations)
+
+
+def _group(doc: Manifest) -> str:
+    return str(doc["apiVersion"]).rpartition("/")[0]
+
+
+def project_problems(project: Manifest, docs: list[Manifest], namespace: str) -> list[str]:
+    """What an overlay renders that the Argo CD project would refuse to sync."""
+    spec = project["spec"]
+    problems = []
+    if not any(fnmatch.fnmatchcase(namespace, d["namespace"]) for d in spec["destinations"]):
+        problems.append(f"namespace {namespace} is not a destination of the project")
+    cluster = {(e["group"], e["kind"]) for e in spec.get("clusterResourceWhitelist", [])}
+    namespaced = {(e["group"], e["kind"]) for e in spec["namespaceResourceWhitelist"]}
+    for doc in docs:
+        key = (_group(doc), doc["kind"])
+        allowed = namespaced if doc["metadata"].get("namespace") else cluster
+        if key not in allowed:
+            where = "namespaced" if doc["metadata"].get("namespace") else "cluster-scoped"
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {where} {key} not allowed")
+    return problems
+
+
+def _project() -> Manifest:
+    return one(render("argocd"), "AppProject", "textclf")
+
+
+def test_the_argocd_project_admits_exactly_what_the_overlays_render() -> None:
+    project = _project()
+    spec = project["spec"]
+    assert spec["sourceRepos"] == [REPO_URL]
+    assert [d["namespace"] for d in spec["destinations"]] == ["textclf-*"]
+    assert spec["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+    rendered = set()
+    for overlay in OVERLAYS:
+        docs = render_overlay(overlay)
+        namespace = one(docs, "Namespace")["metadata"]["name"]
+        assert project_problems(project, docs, namespace) == [], overlay
+        rendered |= {(_group(d), d["kind"]) for d in docs if d["metadata"].get("namespace")}
+    listed = {(e["group"], e["kind"]) for e in spec["namespaceResourceWhitelist"]}
+    assert listed == rendered, "list exactly the kinds the overlays use"
+    for env in ENVIRONMENTS:
+        assert _applications()[f"textclf-{env}"]["spec"]["project"] == "textclf"
+
+
+def test_the_project_check_catches_what_argocd_would_refuse() -> None:
+    project = _project()
+    docs = copy.deepcopy(render_overlay("production"))
+    docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "pwn"}})  # fmt: skip
+    docs.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": "miner", "namespace": "textclf-production"}})  # fmt: skip
+    assert project_problems(project, docs, "kube-system") == [
+        "namespace kube-system is not a destination of the project",
+        "ClusterRoleBinding/pwn: cluster-scoped ('rbac.authorization.k8s.io', "
+        "'ClusterRoleBinding') not allowed",
+        "Deployment/miner: namespaced ('apps', 'Deployment') not allowed",
+    ]
 
 
 def test_argocd_covers_each_environment_once() -> None:

@@ -32,6 +32,7 @@ EXPECTED_KINDS = {
     "PodDisruptionBudget",
     "ServiceMonitor",
     "CronJob",
+    "NetworkPolicy",
 }
 NAMESPACES = {
     "staging": "textclf-staging",

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.deploy.conftest import BENTOML_REQUEST_LABELS
 from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
 from tests.serving.live import serving
@@ -119,6 +120,10 @@ def test_metrics_over_http(server: BentoServer) -> None:
             and 'service_name="textclf"' in k
         ]
         assert hits and hits[0] >= 1, (code, requests)
+    # The labels the canary analysis matches on (tests/deploy: after the scrape, `endpoint` is
+    # kept as exported_endpoint).
+    names = {m.group(1) for key in requests for m in re.finditer(r'(\w+)="', key)}
+    assert names == BENTOML_REQUEST_LABELS, names
     assert _samples(text, "bentoml_service_request_duration_seconds_bucket")
     assert sum(_samples(text, "textclf_predictions_total").values()) >= 1
     assert not [k for k, v in requests.items() if 'http_response_code="5' in k and v > 0]
