@@ -395,3 +395,10 @@ def label_problems(query: str) -> list[str]:
                     "BentoML's route is exported_endpoint"
                 )
     return problems
+
+
+def rule_metrics(prefixes: tuple[str, ...] = ("textclf_",)) -> set[str]:
+    """The metric names with these prefixes that deploy/base/prometheusrule.yaml's rules read."""
+    (rule,) = load_yaml_documents(DEPLOY_DIR / "base" / "prometheusrule.yaml")
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    return {m for e in exprs for m, _ in _SELECTOR.findall(e) if m.startswith(prefixes)}

@@ -33,6 +33,7 @@ EXPECTED_KINDS = {
     "ServiceMonitor",
     "CronJob",
     "NetworkPolicy",
+    "PrometheusRule",
 }
 NAMESPACES = {
     "staging": "textclf-staging",

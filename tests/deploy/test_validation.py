@@ -122,6 +122,7 @@ def test_all_schemas_are_used_and_expected() -> None:
         ("argoproj.io/v1alpha1", "Application"),
         ("argoproj.io/v1alpha1", "AppProject"),
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
         ("source.toolkit.fluxcd.io/v1", "GitRepository"),
         ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
     }
