@@ -608,14 +608,12 @@ def test_the_argocd_project_admits_exactly_what_the_overlays_render() -> None:
     assert spec["sourceRepos"] == [REPO_URL]
     assert [d["namespace"] for d in spec["destinations"]] == ["textclf-*"]
     assert spec["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
-    rendered = set()
     for overlay in OVERLAYS:
         docs = render_overlay(overlay)
         namespace = one(docs, "Namespace")["metadata"]["name"]
         assert project_problems(project, docs, namespace) == [], overlay
-        rendered |= {(_group(d), d["kind"]) for d in docs if d["metadata"].get("namespace")}
     listed = {(e["group"], e["kind"]) for e in spec["namespaceResourceWhitelist"]}
-    assert listed == rendered, "list exactly the kinds the overlays use"
+    assert listed == _rendered_kinds(), "list exactly the kinds the overlays use"
     for env in ENVIRONMENTS:
         assert _applications()[f"textclf-{env}"]["spec"]["project"] == "textclf"
 
@@ -659,6 +657,103 @@ def test_flux_alternative() -> None:
             == kustomizations[f"textclf-{env}"]["metadata"]["namespace"]
         )
         assert "images" not in spec, "the tag comes from the overlay, i.e. from git"
+
+
+def _rendered_kinds() -> set[tuple[str, str]]:
+    """(API group, kind) of every namespaced object any overlay renders."""
+    return {
+        (_group(d), d["kind"])
+        for overlay in OVERLAYS
+        for d in render_overlay(overlay)
+        if d["metadata"].get("namespace")
+    }
+
+
+def _plural(kind: str) -> str:
+    lower = kind.lower()
+    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
+
+
+def flux_problems(docs: list[Manifest]) -> list[str]:
+    """Rights of Flux's deployer beyond applying the rendered kinds in the textclf namespaces."""
+    problems = []
+    kustomizations = by_kind(docs, "Kustomization")
+    accounts = {k["spec"].get("serviceAccountName") for k in kustomizations}
+    if None in accounts or len(accounts) != 1:
+        problems.append("every Kustomization must impersonate the one deployer account")
+        return problems
+    (account,) = accounts
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": "flux-system"}
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        for binding in by_kind(docs, kind):
+            if subject not in binding.get("subjects", []):
+                continue
+            where = binding["metadata"].get("namespace")
+            if kind == "ClusterRoleBinding" or not str(where).startswith("textclf-"):
+                problems.append(f"{kind}/{binding['metadata']['name']} grants {account} rights "
+                                f"outside the textclf namespaces")  # fmt: skip
+    targets = {k["spec"].get("targetNamespace") for k in kustomizations}
+    bound = {b["metadata"].get("namespace") for b in by_kind(docs, "RoleBinding")}
+    if not targets <= bound:
+        problems.append(f"no RoleBinding in {sorted(map(str, targets - bound))}")
+    granted = set()
+    for role in by_kind(docs, "ClusterRole"):
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                granted |= {(group, r) for r in rule["resources"]}
+            if "*" in rule["verbs"] or "escalate" in rule["verbs"] or "bind" in rule["verbs"]:
+                problems.append(f"ClusterRole/{role['metadata']['name']}: verbs {rule['verbs']}")
+    wanted = {(group, _plural(kind)) for group, kind in _rendered_kinds()}
+    if granted != wanted:
+        problems.append(f"grants {sorted(granted - wanted)}, lacks {sorted(wanted - granted)}")
+    return problems
+
+
+def test_flux_applies_with_a_namespace_scoped_account() -> None:
+    docs = render("flux")
+    assert flux_problems(docs) == []
+    for env in ENVIRONMENTS:
+        spec = one(docs, "Kustomization", f"textclf-{env}")["spec"]
+        namespace = one(render_overlay(env), "Namespace")["metadata"]["name"]
+        assert spec["targetNamespace"] == namespace
+        (patch,) = spec["patches"]
+        assert patch["target"] == {"kind": "Namespace"} and "$patch: delete" in patch["patch"]
+        # The bootstrap creates the namespace the overlay would have, labels and all.
+        bootstrap = one(docs, "Namespace", namespace)
+        assert (
+            bootstrap["metadata"]["labels"]
+            == one(render_overlay(env), "Namespace")["metadata"]["labels"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("break_it", "caught"),
+    [
+        (lambda d: d.append({"kind": "ClusterRoleBinding", "metadata": {"name": "x"},
+                             "subjects": [{"kind": "ServiceAccount", "name": "textclf-deployer",
+                                           "namespace": "flux-system"}]}),
+         "ClusterRoleBinding/x grants"),
+        (lambda d: one(d, "ClusterRole")["rules"].append(
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"],
+             "verbs": ["create"]}), "grants [('rbac.authorization.k8s.io', 'rolebindings')]"),
+        (lambda d: one(d, "ClusterRole")["rules"][0].update(verbs=["*"]), "ClusterRole/"),
+        (lambda d: one(d, "Kustomization", "textclf-staging")["spec"].pop("serviceAccountName"),
+         "every Kustomization"),
+    ],
+)  # fmt: skip
+def test_the_flux_check_catches_each_widening(break_it: Any, caught: str) -> None:
+    docs = copy.deepcopy(render("flux"))
+    break_it(docs)
+    problems = flux_problems(docs)
+    assert any(p.startswith(caught) for p in problems), problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespace_is_never_pruned_or_deleted_with_the_app(overlay: str) -> None:
+    """Deleting the namespace would delete the traffic claim with it."""
+    annotations = one(render_overlay(overlay), "Namespace")["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
 
 
 def test_no_image_automation_anywhere_in_deploy() -> None:
