@@ -174,10 +174,11 @@ runner-push: $(STAMP) ## (runner-image CI) Push the runner image in ARCHIVE as R
 runner-pin: $(STAMP) ## Pin the pushed runner image (RUNNER_REPOSITORY:<r- tag>@<registry digest>) in deploy/runners/values.yaml
 	textclf release runner-pin --repository "$(RUNNER_REPOSITORY)"
 
+# The runner image (mostly a 3.5 GB download and its install) builds while the other two do.
 test-image: $(STAMP) container-setup ## Build the serving, drift and runner images, run them as the pods do, push to a local registry
-	$(MAKE) image VARIANT=cpu
-	$(MAKE) image VARIANT=drift
-	$(MAKE) runner-image RUNNER_BASE=$(or $(RUNNER_BASE),python:3.11-slim)
+	$(MAKE) runner-image RUNNER_BASE=$(or $(RUNNER_BASE),python:3.11-slim) & runner=$$!; \
+	  { $(MAKE) image VARIANT=cpu && $(MAKE) image VARIANT=drift; } || { wait $$runner; exit 1; }; \
+	  wait $$runner
 	$(BIN)/pytest -m image tests/image $(PYTEST_ARGS)
 
 lint: $(STAMP) secrets ## ruff (lint + format check), mypy, the secret scan, and the runner lock against pyproject.toml

@@ -93,17 +93,25 @@ def podman(containers_env: dict[str, str]) -> Iterator[Podman]:
 
 @pytest.fixture(scope="session")
 def registry(containers_env: dict[str, str]) -> Iterator[str]:
-    """A local OCI registry (scripts/containers/registry.sh) on a free port: its host:port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, **containers_env, "TEXTCLF_REGISTRY_PORT": str(port)}
+    """A local OCI registry (scripts/containers/registry.sh) on a free port: its host:port.
+
+    Up to three ports are tried: the port is free when picked but another process may take it
+    before the registry binds it (seen once in a full `make test-image`: it exited at once)."""
     script = str(SCRIPTS / "registry.sh")
-    started = subprocess.run(
-        ["bash", script, "start"], env=env, capture_output=True, text=True, timeout=60
-    )
-    if started.returncode != 0:
-        pytest.fail(f"registry.sh start failed:\n{started.stderr}", pytrace=False)
+    failures = []
+    for _attempt in range(3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, **containers_env, "TEXTCLF_REGISTRY_PORT": str(port)}
+        started = subprocess.run(
+            ["bash", script, "start"], env=env, capture_output=True, text=True, timeout=60
+        )
+        if started.returncode == 0:
+            break
+        failures.append(f"port {port}: {started.stderr.strip()}")
+    else:
+        pytest.fail("registry.sh start failed:\n" + "\n".join(failures), pytrace=False)
     try:
         yield started.stdout.strip()
     finally:
