@@ -35,37 +35,33 @@ logs=$TEXTCLF_CONTAINERS/logs
 work=$TEXTCLF_CONTAINERS/build
 mkdir -p "$logs" "$work/tmp"
 
+# Images built from a Containerfile over a staged context: how to stage it, and build options.
+containerfile='' stage=() build_args=()
 case $variant in
-  cpu) name=localhost/textclf bentofile=bentofile.yaml image=serving ;;
-  gpu) name=localhost/textclf-gpu bentofile=bentofile.gpu.yaml image=serving ;;
-  drift) name=localhost/textclf-drift image=drift ;;
-  runner) name=localhost/textclf-runner image= ;;
+  cpu | gpu)
+    name=localhost/textclf bentofile=bentofile.yaml tag_cmd=(textclf release tag --image serving)
+    [ "$variant" = cpu ] || name=localhost/textclf-gpu bentofile=bentofile.gpu.yaml
+    ;;
+  drift)
+    name=localhost/textclf-drift tag_cmd=(textclf release tag --image drift)
+    containerfile=images/drift.Containerfile stage=(textclf release context --variant drift)
+    ;;
+  runner)
+    name=localhost/textclf-runner tag_cmd=(textclf release runner-tag)
+    containerfile=images/review-runner.Containerfile stage=(textclf release runner-context)
+    [ -z "${RUNNER_BASE:-}" ] || build_args=(--build-arg "BASE=$RUNNER_BASE")
+    ;;
   *) die "unknown variant '$variant': give cpu, gpu, drift or runner" ;;
 esac
-if [ "$variant" = runner ]; then
-  tag=$(textclf release runner-tag)
-else
-  tag=$(textclf release tag --image "$image")
-fi
+tag=$("${tag_cmd[@]}")
 
-if [ "$variant" = runner ]; then
-  context=$(mktemp -d "$work/tmp/runner.XXXXXX")
+if [ -n "$containerfile" ]; then
+  context=$(mktemp -d "$work/tmp/$variant.XXXXXX")
   trap 'rm -rf "$context"' EXIT
   start=$(now)
-  quietly "$logs/runner-context.log" textclf release runner-context "$context"
-  base_arg=()
-  [ -z "${RUNNER_BASE:-}" ] || base_arg=(--build-arg "BASE=$RUNNER_BASE")
-  quietly "$logs/runner-build.log" env CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
-    podman build "${base_arg[@]}" --file "$context/images/review-runner.Containerfile" \
-    --tag "$name:$tag" "$context"
-  report_time "podman build" "$start"
-elif [ "$variant" = drift ]; then
-  context=$(mktemp -d "$work/tmp/drift.XXXXXX")
-  trap 'rm -rf "$context"' EXIT
-  start=$(now)
-  quietly "$logs/drift-context.log" textclf release context --variant drift "$context"
-  quietly "$logs/drift-build.log" env CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
-    podman build --file "$context/images/drift.Containerfile" --tag "$name:$tag" "$context"
+  quietly "$logs/$variant-context.log" "${stage[@]}" "$context"
+  quietly "$logs/$variant-build.log" env CONTAINERS_CONF="$TEXTCLF_CONTAINERS_BUILD_CONF" \
+    podman build "${build_args[@]}" --file "$context/$containerfile" --tag "$name:$tag" "$context"
   report_time "podman build" "$start"
 else
   export BENTOML_HOME=$TEXTCLF_CONTAINERS/bentoml

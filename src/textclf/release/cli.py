@@ -419,7 +419,6 @@ def runner_push_cmd(
 ) -> None:
     """Push the runner image archive as <repository>:<runner tag>; never move an existing tag."""
     ref = f"{repository}:{_run(lambda: runner.tag(root))}"
-    _run(partial(registry.ImageRef.parse, ref))
     digest, pushed = _run(lambda: registry.push(archive, ref))
     typer.echo(f"{'pushed' if pushed else 'already there:'} {ref}@{digest}")
     if outputs is not None:
