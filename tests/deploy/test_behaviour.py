@@ -6,6 +6,7 @@ import copy
 import fnmatch
 import math
 import re
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from .conftest import (
     IMAGE_REPOSITORY,
     OVERLAYS,
     OVERLAYS_DIR,
+    PUSHED_LABELS,
+    PUSHGATEWAY_URL,
     REPO_URL,
     SERVICE_PORT,
     TRAFFIC_DIR,
@@ -243,13 +246,18 @@ def test_drift_cronjob_contract(overlay: str) -> None:
     assert mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["persistentVolumeClaim"] == {"claimName": TRAFFIC_PVC, "readOnly": True}
-    # Exit 1 (drift) and 2 (bad log) are verdicts: fail the Job at once, no retries.
+    # Exit 1 (drift), 3 (degraded log) and 2 (cannot check) are verdicts: fail the Job at once,
+    # no retries. 0 is ok or insufficient data: a quiet cluster pages no one.
     (fail_rule,) = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
     assert fail_rule["onExitCodes"] == {
         "containerName": container["name"],
         "operator": "In",
-        "values": [1, 2],
+        "values": [1, 2, 3],
     }
+    # The outcome goes to the Pushgateway, grouped by the pod's namespace.
+    assert _env(container)["TEXTCLF_PUSHGATEWAY"] == PUSHGATEWAY_URL
+    (namespace,) = [e for e in container["env"] if e["name"] == "POD_NAMESPACE"]
+    assert namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -282,6 +290,17 @@ def _is_dns_only(rules: list[dict[str, Any]]) -> bool:
     )
 
 
+def _pushgateway_rule(url: str) -> dict[str, Any]:
+    """The egress rule that lets a pod reach the Pushgateway Service at ``url``
+    (``http://<service>.<namespace>.svc:<port>``): that port in that namespace."""
+    parts = urllib.parse.urlsplit(url)
+    namespace = (parts.hostname or "").split(".")[1]
+    return {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}],
+        "ports": [{"protocol": "TCP", "port": parts.port}],
+    }
+
+
 def network_problems(docs: list[Manifest]) -> list[str]:
     """What the namespace's NetworkPolicies let through beyond the intended paths."""
     policies = by_kind(docs, "NetworkPolicy")
@@ -304,7 +323,14 @@ def network_problems(docs: list[Manifest]) -> list[str]:
         spec = mine[0]["spec"]
         if set(spec.get("policyTypes", [])) != {"Ingress", "Egress"}:
             problems.append(f"{component}: policyTypes must be Ingress and Egress")
-        if not _is_dns_only(spec.get("egress", [])):
+        egress = spec.get("egress", [])
+        env = {k: v for c in containers(workload) for k, v in _env(dict(c)).items()}
+        if pushgateway := env.get("TEXTCLF_PUSHGATEWAY"):
+            # The drift job pushes its verdict: that Service's port, nothing more.
+            if _pushgateway_rule(pushgateway) not in egress:
+                problems.append(f"{component}: no egress to the Pushgateway {pushgateway}")
+            egress = [r for r in egress if r != _pushgateway_rule(pushgateway)]
+        if not _is_dns_only(egress):
             problems.append(f"{component}: egress beyond cluster DNS")
         ingress = spec.get("ingress", [])
         if component == "drift-check" and ingress:
@@ -353,6 +379,13 @@ def _policy(docs: list[Manifest], name: str) -> dict[str, Any]:
         (lambda d: _policy(d, "textclf-drift-check")["spec"].update(
             ingress=[{"from": [{"podSelector": {}}]}]), "drift-check: accepts connections"),
         (lambda d: d.remove(_policy(d, "textclf-drift-check")), "drift-check: 0 policies"),
+        (lambda d: _policy(d, "textclf-drift-check")["spec"]["egress"].append(
+            {"to": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": 9091}]}),
+         "drift-check: egress beyond cluster DNS"),
+        (lambda d: _policy(d, "textclf-drift-check")["spec"]["egress"].pop(),
+         "drift-check: no egress to the Pushgateway"),
+        (lambda d: _policy(d, "textclf-server")["spec"]["egress"].append(
+            _pushgateway_rule(PUSHGATEWAY_URL)), "server: egress beyond cluster DNS"),
     ],
 )  # fmt: skip
 def test_the_network_check_catches_each_opening(break_it: Any, caught: str) -> None:
@@ -387,12 +420,16 @@ def test_alerts_fire_on_failed_drift_jobs_5xx_and_shedding(overlay: str) -> None
         alerts
     )
     for name, alert in alerts.items():
-        assert alert["labels"]["severity"] in {"warning", "critical"}, name
+        assert alert["labels"]["severity"] in {"info", "warning", "critical"}, name
         assert alert["annotations"]["summary"] and alert["annotations"]["description"], name
         expr = alert["expr"]
         assert 'namespace=~"textclf-.+"' in expr and "by (namespace" in expr, name
         ours = re.findall(r"(?:bentoml|textclf)_\w+\{[^}]*\}", expr)
-        assert label_problems(" ".join(ours)) == [], name
+        scraped = [q for q in ours if not q.startswith("textclf_drift_")]
+        assert label_problems(" ".join(scraped)) == [], name
+        for query in (q for q in ours if q.startswith("textclf_drift_")):
+            labels = {m[0] for m in re.findall(r'(\w+)\s*(=~|!=|!~|=)\s*"', query)}
+            assert labels <= PUSHED_LABELS, (name, labels - PUSHED_LABELS)
     cron = one(docs, "CronJob")["metadata"]["name"]
     drift = alerts["TextclfDriftCheckFailed"]["expr"]
     assert f'job_name=~"{cron}-.+"' in drift and 'condition="true"' in drift
@@ -405,8 +442,30 @@ def test_the_alerts_read_metrics_the_service_defines() -> None:
     multiprocess metrics expose a counter only once it moved, so a scrape cannot show them.)"""
     source = (DEPLOY_DIR.parent / "src" / "textclf" / "serving" / "service.py").read_text()
     defined = {f"{n}_total" for n in re.findall(r'Counter\(\s*name="(textclf_\w+)"', source)}
+    # ... or a gauge the drift job pushes to the Pushgateway.
+    drift = (DEPLOY_DIR.parent / "src" / "textclf" / "monitoring" / "check.py").read_text()
+    pushed = set(re.findall(r'Gauge\(\s*"(textclf_\w+)"', drift))
+    assert len(pushed) == 4, pushed
     used = rule_metrics()
-    assert used and used <= defined, used - defined
+    assert used and used <= defined | pushed, used - defined - pushed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_drift_job_alerts_read_its_pushed_outcome(overlay: str) -> None:
+    """Quiet for 3 days is info, no report for 2 days a warning; verdicts are drift-check's."""
+    from textclf.monitoring.check import EXIT_CODES
+
+    alerts = _alerts(overlay)
+    quiet, stale = alerts["TextclfDriftCheckInsufficientData"], alerts["TextclfDriftCheckStale"]
+    assert quiet["labels"]["severity"] == "info" and quiet["for"] == "3d"
+    query = 'textclf_drift_verdict{namespace=~"textclf-.+", verdict="insufficient-data"}'
+    assert query in quiet["expr"]
+    assert quiet["expr"].rstrip().endswith("== 1")
+    assert stale["labels"]["severity"] == "warning"
+    assert "time() - max by (namespace) (textclf_drift_last_run_timestamp_seconds" in stale["expr"]
+    assert stale["expr"].rstrip().endswith("> 2 * 86400")
+    verdicts = {v for a in alerts.values() for v in re.findall(r'verdict="([^"]+)"', a["expr"])}
+    assert verdicts and verdicts <= set(EXIT_CODES)
 
 
 def test_a_rollback_within_the_window_skips_the_canary() -> None:

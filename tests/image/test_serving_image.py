@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from tests.image.conftest import FIGURES, workspace_image
 from tests.image.containers import REPO, Podman
+from tests.serving.live import REFUSED, post_oversized
 from textclf.bench.image import Container, probe, run_image
 from textclf.inference import OnnxClassifier
 
@@ -98,6 +100,28 @@ def test_health_and_metrics_serve(container: Container) -> None:
     httpx.post(f"{container.url}/predict", json={"texts": TEXTS[:1]}, timeout=60)
     metrics = httpx.get(f"{container.url}/metrics", timeout=10).text
     assert re.search(r'bentoml_service_request_total\{[^}]*endpoint="/predict"', metrics)
+
+
+def test_hostile_traffic_is_refused_cheaply(container: Container) -> None:
+    """A 20 MB body, a scan of random paths and a rejected text, against the pod's image."""
+    answer, took = post_oversized(container.url, 20_000_000)
+    FIGURES["20 MB body to 413 (container)"] = f"{took:.2f} s ({answer})"
+    assert answer in REFUSED
+
+    def series() -> set[str]:
+        text = httpx.get(f"{container.url}/metrics", timeout=10).text
+        return {ln.rsplit(" ", 1)[0] for ln in text.splitlines() if "endpoint=" in ln}
+
+    before = series()
+    with httpx.Client(base_url=container.url, timeout=10) as client:
+        for i in range(200):
+            assert client.get(f"/scan/{i}/{i * 7919 % 1000}").status_code == 404
+    assert series() == before
+    marker = f"private-{time.time_ns()}"
+    refused = httpx.post(f"{container.url}/predict", json={"texts": [marker, " "]}, timeout=60)
+    assert refused.status_code == 400
+    logs = container.logs()
+    assert "Rejected request on /predict [POST]" in logs and marker not in logs
 
 
 def test_the_image_carries_no_training_stack(container: Container) -> None:

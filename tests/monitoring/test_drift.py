@@ -1,4 +1,5 @@
-"""Drift: the verdict on same vs shifted data, the drift stage, and drift-check's exit codes."""
+"""Drift: the verdict on same vs shifted data, the drift stage, and drift-check on what the model
+predicts (tests/monitoring/test_drift_job.py has the job's window, torn lines and memory)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,14 +135,15 @@ def test_drift_stage_writes_verdict_html_and_reference_profile(
 
 
 def write_traffic(path: Path, model: Any, frame: pd.DataFrame) -> Path:
-    """Record ``frame`` as the service would: one JSON object per line."""
+    """Record ``frame`` as the service would: one JSON object per line, in the last hour."""
     probs = model.predict_proba(frame["text"].tolist())
+    start = datetime.now(UTC) - timedelta(hours=1)
     with path.open("w", encoding="utf-8") as fh:
         for i, (text, p) in enumerate(zip(frame["text"], probs, strict=True)):
             fh.write(
                 json.dumps(
                     {
-                        "ts": f"2025-01-01T00:00:{i % 60:02d}Z",
+                        "ts": (start + timedelta(milliseconds=i)).isoformat(),
                         "text": text,
                         "label": model.labels[int(p.argmax())],
                         "probabilities": dict(zip(model.labels, p.round(6).tolist(), strict=True)),
@@ -186,7 +189,7 @@ def test_drift_check_exit_0_on_traffic_like_the_reference(
     result = check(tmp_path, reference_file, "--out", str(out))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["drift_detected"] is False
+    assert summary["drift_detected"] is False and summary["verdict"] == "ok"
     assert summary["rows"]["current"] == 1500
     assert summary["traffic"]["files"] == ["pod-a.jsonl.1", "pod-a.jsonl"]
     assert summary["model_version_mismatch"] is False
@@ -203,9 +206,10 @@ def test_drift_check_exit_1_on_shifted_traffic(
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["drift_detected"] is True and "prediction" in summary["drifted_columns"]
+    assert summary["verdict"] == "drift"
 
 
-def test_drift_check_exit_2_on_a_malformed_line(
+def test_drift_check_skips_and_counts_a_torn_line(
     tmp_path: Path, onnx_model: Any, same_halves: Any, reference_file: Path
 ) -> None:
     write_traffic(tmp_path / "pod-a.jsonl", onnx_model, same_halves[1].iloc[:100])
@@ -214,37 +218,46 @@ def test_drift_check_exit_2_on_a_malformed_line(
     lines[2] = lines[2][:40]  # a line cut off mid-write
     log.write_text("\n".join(lines) + "\n")
     result = check(tmp_path, reference_file)
-    assert result.exit_code == 2
-    assert f"{log}:3: not valid JSON" in result.stderr
+    assert result.exit_code == 0, result.output  # 1 of 1500 lines: under max_invalid_share
+    skipped = json.loads(result.stdout)["traffic"]["skipped"]
+    assert skipped["total"] == 1 and skipped["by_reason"] == {"not_json": 1}
+    assert skipped["examples"][0].startswith("pod-b.jsonl:3: not_json: not valid JSON")
 
 
 @pytest.mark.parametrize(
-    ("record", "message"),
+    ("record", "reason"),
     [
-        ({"text": "", "label": "negative", "probabilities": {"negative": 1.0}}, "'text'"),
-        ({"text": "ok", "probabilities": {"negative": 1.0}}, "'label'"),
-        ({"text": "ok", "label": "negative"}, "'probabilities'"),
-        ({"text": "ok", "label": "negative", "probabilities": {"negative": 2}}, "in [0, 1]"),
-        ({"text": "ok", "label": "angry", "probabilities": {"angry": 1.0}}, "differ from"),
-        (["a list"], "expected a JSON object"),
+        ({"text": "", "label": "negative", "probabilities": {"negative": 1.0}}, "bad_text"),
+        ({"text": "ok", "probabilities": {"negative": 1.0}}, "bad_label"),
+        ({"text": "ok", "label": "negative"}, "bad_probabilities"),
+        (
+            {"text": "ok", "label": "negative", "probabilities": {"negative": 2}},
+            "bad_probabilities",
+        ),
+        ({"text": "ok", "label": "angry", "probabilities": {"angry": 1.0}}, "unknown_labels"),
+        ({"label": "neutral", "probabilities": {"neutral": 1.0}}, "bad_text"),  # v1 needs text
     ],
 )
 def test_drift_check_names_the_bad_field_and_line(
-    tmp_path: Path, reference_file: Path, record: Any, message: str
+    tmp_path: Path, reference_file: Path, record: Any, reason: str
 ) -> None:
+    ts = datetime.now(UTC).isoformat()
     good = {
+        "ts": ts,
         "text": "ok",
         "label": "neutral",
         "probabilities": {"negative": 0.1, "neutral": 0.8, "positive": 0.1},
     }
     log = tmp_path / "pod.jsonl"
-    log.write_text(json.dumps(good) + "\n\n" + json.dumps(record) + "\n")
+    log.write_text(json.dumps(good) + "\n\n" + json.dumps({"ts": ts, **record}) + "\n")
     result = check(tmp_path, reference_file)
-    assert result.exit_code == 2
-    assert f"{log}:3:" in result.stderr and message in result.stderr
+    assert result.exit_code == 3, result.output  # 1 of 2 lines invalid: degraded
+    summary = json.loads(result.stdout)
+    assert summary["verdict"] == "degraded"
+    assert summary["traffic"]["skipped"]["examples"][0].startswith(f"pod.jsonl:3: {reason}: ")
 
 
-def test_drift_check_exit_2_on_empty_missing_or_small_logs(
+def test_drift_check_exit_2_on_missing_input_and_0_on_quiet_traffic(
     tmp_path: Path, onnx_model: Any, reference_file: Path
 ) -> None:
     missing = check(tmp_path / "nope", reference_file)
@@ -254,11 +267,12 @@ def test_drift_check_exit_2_on_empty_missing_or_small_logs(
     (tmp_path / "pod.jsonl").write_text("")
     (tmp_path / "pod.jsonl.1").write_text("\n")
     empty = check(tmp_path, reference_file)
-    assert empty.exit_code == 2 and "are empty" in empty.stderr
+    assert empty.exit_code == 0 and json.loads(empty.stdout)["verdict"] == "insufficient-data"
     write_traffic(tmp_path / "pod.jsonl", onnx_model, toy_frame(20))
     small = check(tmp_path, reference_file)
-    assert small.exit_code == 2
-    assert "20 traffic record(s), fewer than drift.min_rows = 50" in small.stderr
+    assert small.exit_code == 0
+    (reason,) = json.loads(small.stdout)["reasons"]
+    assert reason.startswith("20 valid row(s) since") and "drift.min_rows = 50" in reason
     no_reference = check(tmp_path, tmp_path / "missing.parquet")
     assert no_reference.exit_code == 2 and "dvc repro drift" in no_reference.stderr
 
@@ -270,7 +284,8 @@ def test_drift_check_thresholds_come_from_params_when_given(
     params = tmp_path.parent / f"{tmp_path.name}-params.yaml"
     params.write_text((REPO / "params.yaml").read_text().replace("min_rows: 100", "min_rows: 80"))
     result = check(tmp_path, reference_file, "--params", str(params))
-    assert result.exit_code == 2 and "drift.min_rows = 80" in result.stderr
+    assert result.exit_code == 0 and "drift.min_rows = 80" in result.stdout
+    assert json.loads(result.stdout)["verdict"] == "insufficient-data"
 
 
 def test_drift_check_runs_without_torch(

@@ -26,6 +26,9 @@ SERVE = {
     "max_text_chars": 200,
     "threads": 1,
     "inference_batch_size": 4,
+    "max_body_bytes": 65536,  # 8 texts of 200 characters need at least 6528 (4 bytes each)
+    "max_concurrency": 48,  # above the 16 clients of the load test
+    "model_timeout_ms": 3000,  # the hanging-model test waits this long twice
     "batching": {"max_texts": 16, "max_queue_ms": 20000},
     "traffic_log": {"max_bytes": 4096, "backups": 2},
 }
@@ -50,6 +53,13 @@ def serve_env(tmp_path_factory: pytest.TempPathFactory, exported: TinyExport) ->
 @pytest.fixture(scope="session")
 def service_module(serve_env: dict[str, str]) -> Iterator[ModuleType]:
     """``textclf.serving.service`` imported with :func:`serve_env` in the environment."""
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and values.ValueClass is values.MutexValue:
+        pytest.fail(
+            "prometheus_client was imported in this test process before PROMETHEUS_MULTIPROC_DIR "
+            "was set, so its metrics never reach the service's /metrics. Fix: run the test that "
+            "imports it in a subprocess (see tests/monitoring/test_drift_job.py)."
+        )
     with pytest.MonkeyPatch.context() as mp:
         for key, value in serve_env.items():
             mp.setenv(key, value)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from textclf.bench.server import BentoServer
 
@@ -49,3 +52,25 @@ def serving(
         inherit_env=False,
     ) as server:
         yield server
+
+
+# What a client may see for a body the server refuses before reading it: the 413, or the
+# connection closed while the client still wrote (never a 200).
+REFUSED = (413, "WriteError", "RemoteProtocolError", "ReadError")
+
+
+def post_oversized(url: str, size: int) -> tuple[int | str, float]:
+    """POST a ``size``-byte JSON body to ``url``/predict in full: the status (or the transport
+    error's name) and the seconds it took."""
+    started = time.perf_counter()
+    try:
+        resp = httpx.post(
+            f"{url}/predict",
+            content=b'{"texts": ["' + b"y" * size + b'"]}',
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        answer: int | str = resp.status_code
+    except httpx.TransportError as err:  # the server closed while the client still wrote
+        answer = type(err).__name__
+    return answer, time.perf_counter() - started

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from textclf.serving.batching import Batcher, BatchStats, OverloadedError
+from textclf.serving.batching import Batcher, BatchStats, ModelTimeoutError, OverloadedError
 
 T = TypeVar("T")
 
@@ -246,3 +246,56 @@ def test_each_event_loop_gets_its_own_queue() -> None:
 def test_bad_limits_are_rejected(max_texts: int, max_queue_s: float, calls: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         Batcher(lambda t: t, max_texts=max_texts, max_queue_s=max_queue_s, parallel_calls=calls)
+
+
+def test_a_hanging_model_call_fails_its_batch_and_all_hung_slots_mean_not_alive() -> None:
+    """Past call_timeout_s a batch gets ModelTimeoutError; its slot stays taken until the
+    thread returns, and the batcher is not alive while every slot is held that way."""
+    model = HeldModel()
+    timeouts: list[float] = []
+    batcher = Batcher(
+        model,
+        max_texts=8,
+        max_queue_s=60,
+        parallel_calls=2,
+        call_timeout_s=0.05,
+        on_timeout=timeouts.append,
+    )
+
+    async def main() -> tuple[list[BaseException | list[str]], list[bool], list[str]]:
+        alive = [batcher.alive]
+        first = await asyncio.gather(batcher.submit(["one"]), return_exceptions=True)
+        alive.append(batcher.alive)  # one of two slots hung
+        second = await asyncio.gather(batcher.submit(["two"]), return_exceptions=True)
+        alive.append(batcher.alive)  # both hung: not alive
+        waiting = asyncio.create_task(batcher.submit(["three"]))
+        await _queued(batcher, 1)  # no free slot: it waits in the queue, not on a thread
+        model.release()
+        third = await waiting
+        alive.append(batcher.alive)
+        return [*first, *second], alive, third
+
+    (first, second), alive, third = _run(main)
+    for result in (first, second):
+        assert isinstance(result, ModelTimeoutError), result
+        assert "serve.model_timeout_ms (50 ms)" in str(result) and "Fix:" in str(result)
+    assert alive == [True, True, False, True]
+    assert third == ["THREE"]
+    assert len(timeouts) == 2 and all(t >= 0.05 for t in timeouts)
+    batcher.close()
+
+
+def test_without_a_timeout_a_slow_call_keeps_the_batcher_alive() -> None:
+    """Negative control of the test above: the same held model, no call timeout."""
+    model = HeldModel()
+    batcher = Batcher(model, max_texts=8, max_queue_s=60, parallel_calls=1)
+
+    async def main() -> tuple[bool, list[str]]:
+        task = asyncio.create_task(batcher.submit(["slow"]))
+        await model.wait_started()
+        await asyncio.sleep(0.1)
+        alive = batcher.alive
+        model.release()
+        return alive, await task
+
+    assert _run(main) == (True, ["SLOW"])

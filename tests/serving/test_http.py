@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import yaml
 from tests.deploy.conftest import BENTOML_REQUEST_LABELS
 from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
-from tests.serving.live import serving
+from tests.serving.live import REFUSED, post_oversized, serving
 from textclf.bench.server import BentoServer
 from textclf.inference import OnnxClassifier
 from textclf.testing import toy_frame
@@ -127,6 +128,94 @@ def test_metrics_over_http(server: BentoServer) -> None:
     assert _samples(text, "bentoml_service_request_duration_seconds_bucket")
     assert sum(_samples(text, "textclf_predictions_total").values()) >= 1
     assert not [k for k, v in requests.items() if 'http_response_code="5' in k and v > 0]
+
+
+def _raw_request(server: BentoServer, head: str, body_parts: list[bytes]) -> tuple[bytes, float]:
+    """Send a request head and some body parts on a raw socket; the response and its time."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        started = time.perf_counter()
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+        for part in body_parts:
+            try:
+                sock.sendall(part)
+            except OSError:  # the server answered and closed: stop sending, read the answer
+                break
+        response = b""
+        while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        return response, time.perf_counter() - started
+
+
+def test_a_20_mb_body_gets_413_without_being_read(server: BentoServer) -> None:
+    """The client declares 20 MB and sends 64 KiB: the answer comes without the rest."""
+    limit = SERVE["max_body_bytes"]
+    head = (
+        "POST /predict HTTP/1.1\nHost: test\nContent-Type: application/json\n"
+        "Content-Length: 20000000\n"
+    )
+    response, elapsed = _raw_request(server, head, [b'{"texts": ["' + b"x" * 65536])
+    status, _, rest = response.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 413"), response[:300]
+    error = json.loads(rest.split(b"\r\n\r\n", 1)[1])["error"]
+    assert f"limit of {limit} bytes" in error and "max_body_bytes" in error and "Fix:" in error
+    print(f"\n20 MB declared body: 413 after {elapsed * 1000:.1f} ms (64 KiB of it sent)")
+    # A client that sends all 20 MB at once gets the same answer.
+    answer, took = post_oversized(server.url, 20_000_000)
+    print(f"20 MB body sent in full by httpx: {answer} after {took:.2f} s")
+    assert answer in REFUSED
+
+
+def test_a_chunked_body_over_the_limit_gets_413(server: BentoServer) -> None:
+    head = (
+        "POST /predict HTTP/1.1\nHost: test\nContent-Type: application/json\n"
+        "Transfer-Encoding: chunked\n"
+    )
+    chunk = b"x" * 16384
+    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (SERVE["max_body_bytes"] // 16384 + 4)
+    response, _ = _raw_request(server, head, parts)
+    assert response.startswith(b"HTTP/1.1 413"), response[:300]
+
+
+def _series(server: BentoServer) -> set[str]:
+    """The label sets of every sample on /metrics that has an ``endpoint`` label."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return {ln.rsplit(" ", 1)[0] for ln in text.splitlines() if "endpoint=" in ln}
+
+
+def test_random_paths_add_no_metric_series(server: BentoServer) -> None:
+    assert _post(server, {"texts": ["before the scan"]}).status_code == 200
+    before = _series(server)
+    rng = np.random.default_rng(0)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for i in range(200):
+            path = "/" + "/".join(rng.choice(list("abcdefghij0123456789"), 8)) + f"/{i}"
+            resp = client.post(path, json={}) if i % 2 else client.get(path)
+            assert resp.status_code in (404, 405), (path, resp.status_code)
+    after = _series(server)
+    print(f"\n200 random paths: endpoint= series {len(before)} before, {len(after)} after")
+    assert after == before
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (count,) = [ln for ln in text.splitlines() if ln.startswith("textclf_unmatched_requests_total")]
+    assert float(count.split()[-1]) >= 200  # they were counted, in one label-free series
+
+
+def test_a_rejected_request_is_logged_without_its_text(server: BentoServer, live_dir: Path) -> None:
+    marker = f"secret-{uuid.uuid4().hex}"
+    resp = _post(server, {"texts": [marker + "z" * SERVE["max_text_chars"]]})
+    assert resp.status_code == 400
+    assert marker not in resp.text  # the answer names the item and the fix, not the text
+    log = live_dir / "serve.log"
+    for _ in range(50):
+        text = log.read_text("utf-8", errors="replace")
+        if "Rejected request on /predict [POST]" in text:
+            break
+        time.sleep(0.1)
+    assert "Rejected request on /predict [POST]: 1 validation error(s): texts: value_error" in text
+    assert marker not in text and "input_value" not in text
 
 
 def _readme_commands() -> list[str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -275,3 +278,101 @@ def test_openapi_documents_the_limits(client: Any) -> None:
     assert texts["items"]["maxLength"] == MAX_CHARS
     assert body["schema"]["additionalProperties"] is False
     assert body["schema"]["example"] == EXAMPLE  # what the Swagger UI pre-fills
+
+
+def _metric_lines(client: Any, prefix: str) -> list[str]:
+    return [ln for ln in client.get("/metrics").text.splitlines() if ln.startswith(prefix)]
+
+
+def _unmatched(client: Any) -> float:
+    (line,) = _metric_lines(client, "textclf_unmatched_requests_total ")
+    return float(line.split()[-1])
+
+
+def test_unknown_paths_create_no_metric_series(client: Any) -> None:
+    _predict(client, {"texts": ["a known route first"]})
+    before_series = {ln.rsplit(" ", 1)[0] for ln in _metric_lines(client, "bentoml_service_")}
+    before = _unmatched(client)
+    for i in range(20):
+        assert client.get(f"/nope/{i}").status_code == 404
+        assert client.post(f"/predict/{i}", json={"texts": ["x"]}).status_code == 404
+    after_series = {ln.rsplit(" ", 1)[0] for ln in _metric_lines(client, "bentoml_service_")}
+    assert not [s for s in after_series - before_series if "/nope" in s or "/predict/" in s]
+    assert {s for s in after_series if "endpoint=" in s} <= {
+        s for s in before_series if "endpoint=" in s
+    } | {s for s in after_series if 'endpoint="/predict"' in s}
+    assert _unmatched(client) - before == 40  # counted, under one label-free series
+
+
+def test_a_hanging_model_call_is_503_and_fails_livez_until_it_returns(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both call slots (serve.parallel_calls: 2) hang past serve.model_timeout_ms (3 s)."""
+    go = threading.Event()
+    real = OnnxClassifier.predict_proba
+
+    def hanging(self: OnnxClassifier, texts: list[str], *args: Any, **kwargs: Any) -> Any:
+        if any(t.startswith("HANG") for t in texts):
+            assert go.wait(timeout=60), "the test never released the model"
+        return real(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(OnnxClassifier, "predict_proba", hanging)
+    try:
+        first = _predict(client, {"texts": ["HANG one"]})
+        assert client.get("/livez").status_code == 200  # one slot of two still serves
+        second = _predict(client, {"texts": ["HANG two"]})
+        livez = client.get("/livez")
+    finally:
+        go.set()
+    for resp in (first, second):
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["retry-after"] == "1"
+        assert "serve.model_timeout_ms (3000 ms)" in resp.json()["error"]
+    assert livez.status_code == 503
+    for _ in range(100):  # the hung threads return once released
+        if client.get("/livez").status_code == 200:
+            break
+        time.sleep(0.05)
+    assert client.get("/livez").status_code == 200
+    assert _predict(client, {"texts": ["back to normal"]}).status_code == 200
+    timeouts = _metric_lines(client, "textclf_model_timeouts_total")
+    assert timeouts and float(timeouts[0].split()[-1]) >= 2
+    shed = [
+        ln for ln in _metric_lines(client, "textclf_shed_requests_total") if "model_timeout" in ln
+    ]
+    assert shed and float(shed[0].split()[-1]) >= 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"texts": ["MARKER-123 is not closed',  # malformed JSON: pydantic keeps the raw body
+        json.dumps({"texts": ["MARKER-123" + "z" * MAX_CHARS]}).encode(),
+        json.dumps({"texts": ["fine"], "MARKER-123": 1}).encode(),
+    ],
+)
+def test_a_rejected_request_is_logged_without_its_input(
+    client: Any, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        resp = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 400
+    logged = "\n".join(f"{r.levelname} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "WARNING Rejected request on /predict [POST]: 1 validation error(s)" in logged
+    assert "MARKER-123" not in logged and "input_value" not in logged
+
+
+def test_without_the_filter_bentoml_would_log_the_input(
+    client: Any, caplog: pytest.LogCaptureFixture, service_module: ModuleType
+) -> None:
+    """Negative control of the test above: BentoML's own log line carries the text."""
+    target = logging.getLogger("bentoml._internal.server.http_app")
+    (guard,) = [f for f in target.filters if isinstance(f, service_module.InputFreeValidationLog)]
+    target.removeFilter(guard)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            _predict(client, {"texts": ["MARKER-456" + "z" * MAX_CHARS]})
+    finally:
+        target.addFilter(guard)
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "MARKER-456" in logged

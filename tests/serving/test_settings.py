@@ -82,6 +82,17 @@ def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) 
         ({"varient": "int8"}, {}, ["unknown key", "did you mean 'variant'"]),
         ({"variant": "int4"}, {}, ["variant", "int8"]),
         ({"trace_requests": "sometimes"}, {}, ["trace_requests", "Fix:"]),
+        (
+            {"max_body_bytes": 100_000},  # 64 texts x 2000 characters need 513_024
+            {},
+            ["max_body_bytes = 100000 cannot hold max_batch_size = 64", "at least 513024"],
+        ),
+        ({"max_concurrency": 0}, {}, ["max_concurrency = 0", "Fix:"]),
+        (
+            {"model_timeout_ms": 29_500},
+            {},
+            ["model_timeout_ms + batching.max_queue_ms = 30500 ms", "30 s request timeout"],
+        ),
         ({}, {"TEXTCLF_ONNX_VARIANT": "int4"}, ["TEXTCLF_ONNX_VARIANT='int4'", "Fix:"]),
         ("fp32", {}, ["must be a mapping of serve keys"]),
     ],

@@ -126,8 +126,17 @@ class Container:
         return total
 
     def logs(self) -> str:
-        """The container's output so far."""
-        return podman(self.env, "logs", self.name)
+        """The container's output so far, stdout and stderr (``podman logs`` splits them)."""
+        proc = subprocess.run(
+            ["podman", "logs", self.name],
+            env={**os.environ, **self.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return proc.stdout
 
 
 @contextlib.contextmanager

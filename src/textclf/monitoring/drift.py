@@ -5,6 +5,10 @@ image) share this module. A profile is a frame with ``text``, ``prediction`` and
 (and ``label`` when true labels exist); the compared columns are offline text descriptors
 (:func:`textclf.monitoring.slices.text_features`), the predicted class, the confidence (max
 probability), the true label when both sides have one, and optionally the raw text.
+
+Recorded traffic is read in one streaming pass (:func:`scan_traffic`): only the window's lines
+count, a seeded reservoir keeps at most ``drift.max_rows`` of them for Evidently, and torn or
+invalid lines are counted and skipped, so memory stays bounded and one bad line is not fatal.
 """
 
 from __future__ import annotations
@@ -12,25 +16,45 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
+import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
 
 from textclf import io
-from textclf.config import DriftParams
+from textclf.config import DriftParams, validate
 from textclf.errors import ConfigError, DataError
 from textclf.monitoring.slices import FLAG_FAMILIES, text_features
 
+#: The text descriptors compared (the columns of :func:`text_features`).
+FEATURES = ["chars", "words", "non_letter_share", *FLAG_FAMILIES]
 NUMERIC = ["chars", "words", "non_letter_share", "confidence"]
 CATEGORICAL = [*FLAG_FAMILIES, "prediction"]
 REFERENCE_ENV = "TEXTCLF_DRIFT_REFERENCE"
 PROFILE_META_KEY = b"textclf.drift"
 _ROTATED = re.compile(r"\.jsonl(?:\.\d+)?$")
+
+
+class Verdict(StrEnum):
+    """The outcome of one check of recorded traffic (exit codes: ``textclf drift-check --help``).
+
+    ``degraded``: too many invalid lines to trust the traffic; ``insufficient-data``: fewer
+    than ``drift.min_rows`` valid rows in the window.
+    """
+
+    OK = "ok"
+    DRIFT = "drift"
+    DEGRADED = "degraded"
+    INSUFFICIENT_DATA = "insufficient-data"
 
 
 def build_profile(
@@ -61,8 +85,10 @@ def _columns(
     categorical = list(CATEGORICAL)
     if "label" in reference.columns and "label" in current.columns:
         categorical.append("label")
-    text = ["text"] if cfg.text_content else []
-    known = set(NUMERIC) | set(categorical) | set(text)
+    # Traffic from a service that drops or hashes texts has rows without one: no text column.
+    has_text = "text" in current.columns and bool(current["text"].notna().all())
+    text = ["text"] if cfg.text_content and has_text else []
+    known = set(NUMERIC) | set(categorical) | ({"text"} if cfg.text_content else set())
     unknown = [c for c in cfg.critical_columns if c not in known]
     if unknown:
         raise ConfigError(
@@ -73,7 +99,11 @@ def _columns(
 
 
 def _with_features(profile: pd.DataFrame) -> pd.DataFrame:
-    features = text_features(profile["text"].tolist())
+    """The compared columns; descriptors a profile already has (traffic without texts) stay."""
+    if set(FEATURES) <= set(profile.columns):
+        features = profile[FEATURES].reset_index(drop=True)
+    else:
+        features = text_features(profile["text"].tolist())
     keep = [c for c in ("text", "prediction", "confidence", "label") if c in profile.columns]
     out = pd.concat([profile[keep].reset_index(drop=True), features], axis=1)
     for column in FLAG_FAMILIES:  # categorical for Evidently: strings, not booleans
@@ -271,6 +301,18 @@ def default_reference(root: Path = Path()) -> Path:
 
 # --- recorded traffic -------------------------------------------------------------------------
 
+#: Record versions read: 1 ``{"ts", "text", "label", "probabilities", "model_version"}``; 2 adds
+#: ``"v": 2`` and ``"features"`` (:data:`FEATURES`), and carries ``"text"`` only when the service
+#: keeps texts.
+RECORD_VERSIONS = (1, 2)
+#: A longer line is skipped without being held in memory (a record is a few KiB at most).
+MAX_LINE_BYTES = 1 << 20
+#: How many ``file:line: reason`` examples of skipped lines the summary lists.
+MAX_EXAMPLES = 5
+#: Sampled texts held at most before their descriptors are computed (and the texts dropped).
+FEATURE_BATCH = 4096
+_FEATURE_DTYPES = [np.int64, np.int64, np.float64] + [np.bool_] * len(FLAG_FAMILIES)
+
 
 def traffic_files(directory: Path) -> list[Path]:
     """``*.jsonl`` and rotated ``*.jsonl.N`` files in ``directory``, oldest rotation first."""
@@ -283,49 +325,293 @@ def traffic_files(directory: Path) -> list[Path]:
     return sorted(found, key=order)
 
 
-def _bad(path: Path, line_no: int, what: str) -> DataError:
-    return DataError(
-        f"{path}:{line_no}: {what}. Fix: repair or remove that line (each line must "
-        'be a JSON object like {"ts": ..., "text": "...", "label": "...", '
-        '"probabilities": {"<label>": 0.9, ...}, "model_version": "..."}).'
-    )
+class _LineError(Exception):
+    """A traffic line that cannot be used: a reason key (counted) and what is wrong with it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
-def _parse_record(line: str, path: Path, line_no: int) -> dict[str, Any]:
+class _Row(NamedTuple):
+    text: str | None
+    features: tuple[Any, ...] | None  # a v2 record's descriptors, when it has no text
+    prediction: str
+    confidence: float
+    model_version: str
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _brief(value: Any) -> str:
+    """``repr`` cut to 30 characters: enough to recognise a value, never a whole text."""
+    text = repr(value)
+    return text if len(text) <= 30 else f"{text[:27]}..."
+
+
+def _header(raw: bytes) -> tuple[dict[str, Any], int, datetime]:
+    """The record, its version and its timestamp; the rest is checked only inside the window."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _LineError("not_utf8", f"not UTF-8 ({err.reason} at byte {err.start})") from None
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise _bad(path, line_no, f"not valid JSON ({err.msg} at column {err.colno})") from None
+        raise _LineError("not_json", f"not valid JSON ({err.msg}, column {err.colno})") from None
+    except (ValueError, RecursionError):  # an over-long integer, nesting too deep
+        raise _LineError("not_json", "not valid JSON") from None
     if not isinstance(record, dict):
-        raise _bad(path, line_no, f"expected a JSON object, got {type(record).__name__}")
-    text, label, probs = record.get("text"), record.get("label"), record.get("probabilities")
-    if not isinstance(text, str) or not text.strip():
-        raise _bad(path, line_no, "'text' is missing, empty or not a string")
+        raise _LineError("not_object", f"expected a JSON object, got {type(record).__name__}")
+    version = record.get("v", 1)
+    if isinstance(version, bool) or version not in RECORD_VERSIONS:
+        raise _LineError("bad_version", f"record version 'v' = {_brief(version)} is not 1 or 2")
+    stamp = record.get("ts")
+    try:
+        ts = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        ts = None
+    if ts is None:
+        raise _LineError("bad_ts", "'ts' is missing or not an ISO 8601 timestamp")
+    return record, int(version), ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _features(value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, dict):
+        raise _LineError("bad_features", "no 'text', and 'features' is missing or not an object")
+    out = []
+    for name in FEATURES:
+        item = value.get(name)
+        if name in ("chars", "words"):
+            ok = isinstance(item, int) and not isinstance(item, bool) and item >= 0
+        elif name == "non_letter_share":
+            ok = isinstance(item, int | float) and not isinstance(item, bool) and 0 <= item <= 1
+        else:
+            ok = isinstance(item, bool)
+        if not ok:
+            raise _LineError("bad_features", f"'features.{name}' is missing or invalid")
+        out.append(item)
+    return tuple(out)
+
+
+def _row(record: dict[str, Any], version: int, labels: frozenset[str] | None) -> _Row:
+    label, probs = record.get("label"), record.get("probabilities")
     if not isinstance(label, str):
-        raise _bad(path, line_no, "'label' (the predicted label) is missing or not a string")
+        raise _LineError("bad_label", "'label' (the predicted label) is missing or not a string")
     if not isinstance(probs, dict) or not probs:
-        raise _bad(path, line_no, "'probabilities' is missing or not a {label: probability} object")
+        raise _LineError(
+            "bad_probabilities", "'probabilities' is missing or not a {label: probability} object"
+        )
     values = list(probs.values())
-    if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in values
-    ):
-        raise _bad(path, line_no, "'probabilities' values must be numbers in [0, 1]")
+    if not all(_is_number(v) and 0.0 <= v <= 1.0 for v in values):
+        raise _LineError("bad_probabilities", "'probabilities' values must be numbers in [0, 1]")
     if label not in probs:
-        raise _bad(path, line_no, f"'label' {label!r} is not a key of 'probabilities'")
-    version = record.get("model_version")
-    if version is not None and not isinstance(version, str):
-        raise _bad(path, line_no, "'model_version' must be a string")
-    return {
-        "text": text,
-        "prediction": label,
-        "confidence": float(max(values)),
-        "model_version": version or "unknown",
-        "labels": tuple(probs),
-    }
+        raise _LineError("bad_label", "'label' is not a key of 'probabilities'")
+    if labels is not None and not probs.keys() <= labels:
+        raise _LineError(
+            "unknown_labels",
+            f"labels {_brief(sorted(probs.keys() - labels))} are not the reference "
+            f"model's {sorted(labels)}",
+        )
+    model_version = record.get("model_version")
+    if model_version is not None and not isinstance(model_version, str):
+        raise _LineError("bad_model_version", "'model_version' must be a string")
+    text = record.get("text")
+    features = None
+    if text is not None or version == 1:  # the text wins over any recorded features
+        if not isinstance(text, str) or not text.strip():
+            raise _LineError("bad_text", "'text' is missing, empty or not a string")
+    else:
+        features = _features(record.get("features"))
+    return _Row(
+        text,
+        features,
+        sys.intern(label),
+        float(max(values)),
+        sys.intern(model_version or "unknown"),
+    )
 
 
-def read_traffic(directory: Path, labels: Sequence[str] | None = None) -> pd.DataFrame:
-    """Recorded predictions from the JSON-lines logs in ``directory``, validated line by line."""
+def _lines(fh: IO[bytes]) -> Iterator[bytes | None]:
+    """The file's lines as bytes; ``None`` for a line over :data:`MAX_LINE_BYTES` (not kept)."""
+    while line := fh.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := fh.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield line
+
+
+@dataclass
+class TrafficScan:
+    """One pass over the traffic logs: exact counts, and a uniform sample of the window's rows.
+
+    ``sample`` holds at most ``max_rows`` rows (reservoir sampling seeded with ``seed``: the
+    same files give the same sample). Their descriptors are computed in batches as rows enter
+    it; with ``keep_text`` false their texts are then dropped, so memory does not grow with text
+    length either. ``invalid_share`` is the skipped lines over the lines that may be in the
+    window (valid rows + skipped); lines before ``since`` are not judged.
+    """
+
+    directory: Path
+    since: datetime | None = None
+    max_rows: int | None = None
+    seed: int = 0
+    keep_text: bool = True
+    files: list[str] = field(default_factory=list)
+    files_before_window: list[str] = field(default_factory=list)
+    files_gone: list[str] = field(default_factory=list)
+    lines: int = 0
+    before_window: int = 0
+    rows: int = 0
+    rows_without_text: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    record_versions: Counter[int] = field(default_factory=Counter)
+    model_versions: Counter[str] = field(default_factory=Counter)
+    predictions: Counter[str] = field(default_factory=Counter)
+    confidence_sum: float = 0.0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    sample: list[_Row] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._pending: set[int] = set()  # sample slots whose row has a text, no descriptors yet
+
+    @property
+    def n_skipped(self) -> int:
+        """Lines skipped as invalid, all reasons."""
+        return sum(self.skipped.values())
+
+    @property
+    def invalid_share(self) -> float:
+        """Skipped lines over valid rows + skipped lines (0 when there are none)."""
+        judged = self.rows + self.n_skipped
+        return self.n_skipped / judged if judged else 0.0
+
+    def read(self, fh: IO[bytes], name: str, labels: frozenset[str] | None) -> None:
+        """Count and sample every line of one open traffic file."""
+        for line_no, raw in enumerate(_lines(fh), start=1):
+            if raw is not None and raw.isspace():
+                continue
+            self.lines += 1
+            try:
+                if raw is None:
+                    raise _LineError("too_long", f"longer than {MAX_LINE_BYTES} bytes")
+                record, version, ts = _header(raw)
+                if self.since is not None and ts < self.since:
+                    self.before_window += 1
+                    continue
+                row = _row(record, version, labels)
+            except _LineError as bad:
+                self.skipped[bad.reason] += 1
+                if len(self.examples) < MAX_EXAMPLES:
+                    self.examples.append(f"{name}:{line_no}: {bad.reason}: {bad}")
+                continue
+            self._add(row, version, ts)
+
+    def _add(self, row: _Row, version: int, ts: datetime) -> None:
+        self.rows += 1
+        self.record_versions[version] += 1
+        self.model_versions[row.model_version] += 1
+        self.predictions[row.prediction] += 1
+        self.confidence_sum += row.confidence
+        self.rows_without_text += row.text is None
+        self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
+        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+        if self.max_rows is None or len(self.sample) < self.max_rows:
+            slot = len(self.sample)
+            self.sample.append(row)
+        else:
+            slot = self._rng.randrange(self.rows)
+            if slot >= self.max_rows:
+                return
+            self.sample[slot] = row
+        if row.features is None:
+            self._pending.add(slot)
+            if len(self._pending) >= FEATURE_BATCH:
+                self._describe()
+        else:
+            self._pending.discard(slot)
+
+    def _describe(self) -> None:
+        """Descriptors for the pending sampled rows, from their texts (one batch)."""
+        slots = sorted(self._pending)
+        self._pending.clear()
+        computed = text_features([self.sample[s].text or "" for s in slots])
+        values = zip(*(computed[name].tolist() for name in FEATURES), strict=True)
+        for slot, features in zip(slots, values, strict=True):
+            row = self.sample[slot]
+            text = row.text if self.keep_text else None
+            self.sample[slot] = row._replace(text=text, features=features)
+
+    def frame(self) -> pd.DataFrame:
+        """The sampled rows: ``text`` (None where a record had none, or texts are not kept), the
+        descriptors (from the text where there was one, else the record's), prediction,
+        confidence and model version."""
+        self._describe()
+        rows = self.sample
+        table = cast(list[tuple[Any, ...]], [r.features for r in rows])  # all set by now
+        columns: dict[str, Any] = {"text": [r.text for r in rows]}
+        for k, (name, dtype) in enumerate(zip(FEATURES, _FEATURE_DTYPES, strict=True)):
+            columns[name] = np.array([f[k] for f in table], dtype=dtype)
+        columns["prediction"] = [r.prediction for r in rows]
+        columns["confidence"] = np.fromiter((r.confidence for r in rows), float, len(rows))
+        columns["model_version"] = [r.model_version for r in rows]
+        return pd.DataFrame(columns)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as JSON: files, lines, rows, skipped lines by reason with examples."""
+        return {
+            "directory": str(self.directory),
+            "since": _iso(self.since),
+            "first_ts": _iso(self.first_ts),
+            "last_ts": _iso(self.last_ts),
+            "files": self.files,
+            "files_before_window": self.files_before_window,
+            "files_gone": self.files_gone,
+            "lines": self.lines,
+            "before_window": self.before_window,
+            "rows": self.rows,
+            "sampled": len(self.sample),
+            "max_rows": self.max_rows,
+            "rows_without_text": self.rows_without_text,
+            "record_versions": {str(v): n for v, n in sorted(self.record_versions.items())},
+            "skipped": {
+                "total": self.n_skipped,
+                "share": self.invalid_share,
+                "by_reason": dict(sorted(self.skipped.items())),
+                "examples": self.examples,
+            },
+            "model_versions": dict(self.model_versions),
+            "predictions": dict(sorted(self.predictions.items())),
+        }
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def scan_traffic(
+    directory: Path,
+    labels: Sequence[str] | None = None,
+    *,
+    since: datetime | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
+    keep_text: bool = True,
+) -> TrafficScan:
+    """Stream the JSON-lines logs in ``directory``: lines at or after ``since`` count.
+
+    A file last modified before ``since`` is not opened. A line that is torn, not UTF-8, not a
+    JSON object, has a bad field or labels other than ``labels`` is skipped and counted. At most
+    ``max_rows`` rows are kept (see :class:`TrafficScan`), their texts only with ``keep_text``.
+    Raises :class:`DataError` for a missing directory, no logs at all, or an unreadable file.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(
@@ -336,36 +622,31 @@ def read_traffic(directory: Path, labels: Sequence[str] | None = None) -> pd.Dat
     if not files:
         raise DataError(
             f"{directory} has no *.jsonl traffic logs. Fix: check --traffic-dir and "
-            "that the service records traffic."
+            "that the service records traffic (TEXTCLF_TRAFFIC_DIR)."
         )
-    rows = []
-    known = set(labels) if labels is not None else None
+    scan = TrafficScan(directory, since, max_rows, seed, keep_text)
+    known = frozenset(labels) if labels is not None else None
     for path in files:
-        with path.open(encoding="utf-8", errors="strict") as fh:
-            try:
-                for line_no, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    record = _parse_record(line, path, line_no)
-                    if known is not None and not set(record["labels"]) <= known:
-                        raise _bad(
-                            path,
-                            line_no,
-                            f"labels {sorted(record['labels'])} differ "
-                            f"from the reference model's {sorted(known)}",
-                        )
-                    rows.append(record)
-            except UnicodeDecodeError as err:
-                raise DataError(
-                    f"{path}: not UTF-8 text ({err.reason} at byte {err.start}). "
-                    "Fix: remove or re-encode the file."
-                ) from None
-    if not rows:
-        raise DataError(
-            f"the traffic logs in {directory} ({len(files)} file(s)) are empty. Fix: "
-            "wait until the service has recorded traffic."
-        )
-    return pd.DataFrame(rows).drop(columns=["labels"])
+        try:
+            if since is not None and path.stat().st_mtime < since.timestamp():
+                scan.files_before_window.append(path.name)
+                continue
+            with path.open("rb") as fh:
+                scan.files.append(path.name)
+                scan.read(fh, path.name, known)
+        except FileNotFoundError:  # rotated away since it was listed
+            scan.files_gone.append(path.name)
+        except OSError as err:
+            raise DataError(
+                f"cannot read traffic log {path} ({err.strerror or err}). Fix: check the "
+                "volume and its permissions (the drift job reads it as uid 1034)."
+            ) from None
+    return scan
+
+
+def read_traffic(directory: Path, labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every valid recorded prediction in ``directory`` as a frame (no window, no sampling)."""
+    return scan_traffic(directory, labels).frame()
 
 
 def drift_check(
@@ -373,31 +654,99 @@ def drift_check(
     reference_path: Path,
     cfg: DriftParams | None = None,
     out_dir: Path | None = None,
+    *,
+    since: datetime | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Compare recorded traffic with the reference profile; optionally write JSON + HTML."""
+    """Judge the traffic recorded since ``since`` against the reference profile.
+
+    ``since`` defaults to ``drift.window_hours`` before ``now``; ``cfg`` to the params saved
+    with the profile. The summary's ``verdict`` (:class:`Verdict`) and ``reasons`` say what
+    was found, ``notes`` what was left out; ``out_dir`` also gets summary.json (and Evidently's
+    report.html when the rows were compared).
+    """
     reference, meta = load_reference_profile(reference_path)
     if cfg is None:
-        cfg = DriftParams.model_validate(meta.get("params", {}))
+        cfg = validate(
+            DriftParams, meta.get("params", {}), f"drift params of {reference_path}", "keys"
+        )
+    now = now or datetime.now(UTC)
+    since = since or now - timedelta(hours=cfg.window_hours)
     labels = meta.get("labels") or sorted(reference["prediction"].unique())
-    traffic = read_traffic(traffic_dir, labels)
-    if len(traffic) < cfg.min_rows:
-        raise DataError(
-            f"{traffic_dir} holds {len(traffic)} traffic record(s), fewer than "
-            f"drift.min_rows = {cfg.min_rows}: too few to test for drift. Fix: wait "
-            "for more traffic, or lower drift.min_rows."
+    scan = scan_traffic(
+        traffic_dir,
+        labels,
+        since=since,
+        max_rows=cfg.max_rows,
+        seed=cfg.seed,
+        keep_text=cfg.text_content,  # Evidently needs the texts only for the text column
+    )
+    reasons: list[str] = []
+    notes: list[str] = []
+    degraded = scan.invalid_share > cfg.max_invalid_share
+    if degraded:
+        reasons.append(
+            f"{scan.n_skipped} of {scan.rows + scan.n_skipped} lines in the window are "
+            f"invalid (share {scan.invalid_share:.4f} > drift.max_invalid_share "
+            f"{cfg.max_invalid_share:g}): see traffic.skipped"
         )
-    summary, snapshot = compare(reference.drop(columns=["label"], errors="ignore"), traffic, cfg)
-    versions = Counter(traffic["model_version"])
-    summary["traffic"] = {
-        "directory": str(traffic_dir),
-        "files": [p.name for p in traffic_files(traffic_dir)],
-        "model_versions": dict(versions),
-    }
-    summary["reference"] = {"path": str(reference_path), "model_version": meta.get("model_version")}
+    snapshot = None
+    if scan.rows < cfg.min_rows:
+        reasons.append(
+            f"{scan.rows} valid row(s) since {_iso(since)}, fewer than drift.min_rows = "
+            f"{cfg.min_rows}: too few to test for drift"
+        )
+        result: dict[str, Any] = {"drift_detected": False}
+        verdict = Verdict.DEGRADED if degraded else Verdict.INSUFFICIENT_DATA
+    else:
+        current = scan.frame()
+        if cfg.text_content and current["text"].isna().any():
+            notes.append(
+                f"drift.text_content is on, but {scan.rows_without_text} of {scan.rows} rows "
+                "have no text (the service drops or hashes texts): the text column is left out"
+            )
+        result, snapshot = compare(reference.drop(columns=["label"], errors="ignore"), current, cfg)
+        reasons += result.pop("reasons")  # the verdict's reasons replace the comparison's
+        verdict = (
+            Verdict.DEGRADED
+            if degraded
+            else Verdict.DRIFT
+            if result["drift_detected"]
+            else Verdict.OK
+        )
+        # Exact over the window, not only the sample Evidently compared.
+        result["prediction_shares"]["current"] = {
+            k: n / scan.rows for k, n in sorted(scan.predictions.items())
+        }
+        result["confidence_mean"]["current"] = scan.confidence_sum / scan.rows
+    if scan.files_before_window:
+        notes.append(
+            f"{len(scan.files_before_window)} file(s) last written before the window were not read"
+        )
+    if scan.sample and len(scan.sample) < scan.rows:
+        notes.append(
+            f"Evidently compared a uniform sample of {len(scan.sample)} of the window's "
+            f"{scan.rows} rows (drift.max_rows)"
+        )
     expected = meta.get("model_version")
-    summary["model_version_mismatch"] = bool(expected) and set(versions) != {expected}
+    summary = {
+        "verdict": verdict.value,
+        "reasons": reasons,
+        "notes": notes,
+        **result,
+        "rows": {"reference": len(reference), "current": len(scan.sample), "window": scan.rows},
+        "window": {"since": _iso(since), "until": _iso(now)},
+        "traffic": scan.summary(),
+        "reference": {"path": str(reference_path), "model_version": expected},
+        "model_version_mismatch": bool(expected)
+        and bool(scan.model_versions)
+        and set(scan.model_versions) != {expected},
+    }
     if out_dir is not None:
-        write_outputs(
-            summary, snapshot, Path(out_dir) / "summary.json", Path(out_dir) / "report.html"
-        )
+        summary_path, html_path = Path(out_dir) / "summary.json", Path(out_dir) / "report.html"
+        if snapshot is not None:
+            write_outputs(summary, snapshot, summary_path, html_path)
+        else:
+            html_path.unlink(missing_ok=True)  # not this run's: nothing was compared
+            io.write_json(summary_path, summary)
     return summary

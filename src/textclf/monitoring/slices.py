@@ -1,7 +1,9 @@
 """Text slices (length, URL, mention, hashtag, emoji, negation), slice metrics and disparity.
 
 Torch-free (numpy, pandas, scikit-learn): the slices stage, the drift check and the PR report use
-the same predicates, so a slice means the same thing everywhere.
+the same predicates, so a slice means the same thing everywhere. The per-text descriptors are
+:mod:`textclf.text_features` (standard library only), which the service uses too, so recorded
+traffic features and the reference profile come from the same code.
 """
 
 from __future__ import annotations
@@ -15,46 +17,31 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from textclf import text_features as tf
 from textclf.config import SlicesParams
+from textclf.text_features import FLAG_FAMILIES
 
-URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-MENTION = re.compile(r"(?<![\w@])@\w+")
-# A hashtag needs a letter: "#1" or "&#39;" are not hashtags.
-HASHTAG = re.compile(r"(?<![\w#&])#\d*[^\W\d]\w*")
-EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff]")
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
-
-FLAG_FAMILIES = {
-    "has_url": (URL, "url"),
-    "has_mention": (MENTION, "mention"),
-    "has_hashtag": (HASHTAG, "hashtag"),
-    "has_emoji": (EMOJI, "emoji"),
-}
 
 
 def word_count(texts: Sequence[str]) -> np.ndarray:
     """Whitespace-separated words per text."""
-    return np.array([len(t.split()) for t in texts], dtype=np.int64)
+    return np.fromiter(map(tf.word_count, texts), dtype=np.int64, count=len(texts))
 
 
 def char_count(texts: Sequence[str]) -> np.ndarray:
     """Characters per text."""
-    return np.array([len(t) for t in texts], dtype=np.int64)
+    return np.fromiter(map(tf.char_count, texts), dtype=np.int64, count=len(texts))
 
 
 def non_letter_share(texts: Sequence[str]) -> np.ndarray:
     """Share of non-space characters that are not letters (digits, punctuation, symbols)."""
-    out = np.zeros(len(texts))
-    for i, text in enumerate(texts):
-        visible = [c for c in text if not c.isspace()]
-        if visible:
-            out[i] = sum(not c.isalpha() for c in visible) / len(visible)
-    return out
+    return np.fromiter(map(tf.non_letter_share, texts), dtype=np.float64, count=len(texts))
 
 
 def matches(pattern: re.Pattern[str], texts: Sequence[str]) -> np.ndarray:
     """Boolean mask: which texts contain ``pattern``."""
-    return np.array([pattern.search(t) is not None for t in texts], dtype=bool)
+    return np.fromiter((tf.matches(pattern, t) for t in texts), dtype=bool, count=len(texts))
 
 
 def has_negation(texts: Sequence[str], words: Sequence[str]) -> np.ndarray:

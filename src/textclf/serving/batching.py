@@ -16,6 +16,12 @@ Runtime releases the GIL), so the event loop keeps accepting and parsing request
 batch is formed when a call slot frees up, so it takes everything that queued until then. Two
 calls with one ONNX Runtime thread each keep two cores busy without the stalls of one call on
 two threads, whose every parallel op waits for a thread the event loop may have preempted.
+
+A model call that runs longer than ``call_timeout_s`` fails its batch with
+:class:`ModelTimeoutError` at once; its thread cannot be stopped, so its slot stays taken until
+the call returns. While every slot is held by such a call, :attr:`Batcher.alive` is false (the
+service's liveness probe fails and the kubelet restarts the container) and new requests are
+shed by the queue limit instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 class OverloadedError(Exception):
     """A request waited longer than the queue limit; the service answers 503."""
+
+
+class ModelTimeoutError(OverloadedError):
+    """The model call of a request's batch ran longer than the call timeout (also a 503)."""
 
 
 @dataclass
@@ -85,6 +95,8 @@ class Batcher(Generic[R]):
         on_batch: Callable[[BatchStats], None] | None = None,
         on_shed: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        call_timeout_s: float | None = None,
+        on_timeout: Callable[[float], None] | None = None,
     ) -> None:
         if max_texts < 1:
             raise ValueError(f"max_texts must be >= 1, got {max_texts}")
@@ -92,6 +104,11 @@ class Batcher(Generic[R]):
             raise ValueError(f"max_queue_s must be > 0, got {max_queue_s}")
         if parallel_calls < 1:
             raise ValueError(f"parallel_calls must be >= 1, got {parallel_calls}")
+        if call_timeout_s is not None and call_timeout_s <= 0:
+            raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
+        self.call_timeout_s = call_timeout_s
+        self.on_timeout = on_timeout
+        self._overdue = 0  # calls past the timeout whose thread has not returned yet
         self.parallel_calls = parallel_calls
         self.fn = fn
         self.max_texts = max_texts
@@ -108,6 +125,11 @@ class Batcher(Generic[R]):
         state.queue.append(_Job(texts, self.clock(), future))
         state.wake.set()
         return await future
+
+    @property
+    def alive(self) -> bool:
+        """False while every call slot is held by a call that ran past ``call_timeout_s``."""
+        return self._overdue < self.parallel_calls
 
     @property
     def queued(self) -> int:
@@ -157,7 +179,6 @@ class Batcher(Generic[R]):
                 call = state.loop.create_task(self._call(state, batch))
                 state.calls.add(call)  # a reference, until it is done
                 call.add_done_callback(state.calls.discard)
-                call.add_done_callback(lambda _call: state.slots.release())
 
     def _take(self, queue: collections.deque[_Job[R]]) -> list[_Job[R]]:
         """Whole requests from the head of the queue, up to ``max_texts`` texts (at least one
@@ -193,12 +214,30 @@ class Batcher(Generic[R]):
         return batch
 
     async def _call(self, state: _LoopState[R], batch: list[_Job[R]]) -> None:
+        """Run one model call; its slot is released when the model thread returns."""
         loop, executor = state.loop, state.executor
         texts = [text for job in batch for text in job.texts]
         try:
-            results = await loop.run_in_executor(executor, self.fn, texts)
+            work = loop.run_in_executor(executor, self.fn, texts)
+        except BaseException:
+            state.slots.release()
+            raise
+        work.add_done_callback(lambda _work: state.slots.release())
+        started = time.monotonic()  # the timeout runs on the event loop's clock, not self.clock
+        try:
+            if self.call_timeout_s is None:
+                results = await work
+            else:
+                try:
+                    results = await asyncio.wait_for(asyncio.shield(work), self.call_timeout_s)
+                except TimeoutError:
+                    raise self._overdue_call(work, time.monotonic() - started) from None
             if len(results) != len(texts):
                 raise RuntimeError(f"the model returned {len(results)} results for {len(texts)}")
+        except asyncio.CancelledError:  # close(): the batch's requests are cancelled too
+            for job in batch:
+                job.future.cancel()
+            raise
         except Exception as err:  # every request of the batch gets the model's error
             for job in batch:
                 if not job.future.done():
@@ -210,6 +249,33 @@ class Batcher(Generic[R]):
             if not job.future.done():
                 job.future.set_result(list(results[start:end]))
             start = end
+
+    def _overdue_call(self, work: asyncio.Future[Sequence[R]], ran_s: float) -> ModelTimeoutError:
+        """Count a call past the timeout until its thread returns; the error for its batch."""
+        self._overdue += 1
+
+        def returned(_work: asyncio.Future[Sequence[R]]) -> None:
+            self._overdue -= 1
+            if not _work.cancelled() and _work.exception() is not None:
+                logger.warning("a model call that timed out failed later: %r", _work.exception())
+
+        work.add_done_callback(returned)
+        _notify(self.on_timeout, ran_s)
+        assert self.call_timeout_s is not None
+        logger.warning(
+            "a model call ran %.1f s, longer than serve.model_timeout_ms (%.0f ms); %d of %d "
+            "call slots are held by calls past the timeout%s",
+            ran_s,
+            self.call_timeout_s * 1000,
+            self._overdue,
+            self.parallel_calls,
+            " (worker not alive: /livez fails)" if not self.alive else "",
+        )
+        return ModelTimeoutError(
+            f"the model did not answer within serve.model_timeout_ms "
+            f"({self.call_timeout_s * 1000:.0f} ms). Fix: retry with backoff; if it persists, "
+            "the replica is unhealthy and is being restarted."
+        )
 
 
 def _notify(callback: Callable[[T], None] | None, value: T) -> None:

@@ -4,8 +4,15 @@
 requests are merged into one model call by :class:`textclf.serving.batching.Batcher`
 (``serve.batching``): a call takes every request that queued while the previous one ran, and an
 idle service runs a request at once. BentoML serves ``/healthz``, ``/livez``, ``/readyz`` (ready
-once the model is loaded and warmed up: ``__is_ready__``) and Prometheus ``/metrics``.
-``serve.workers`` processes each load the model and batch their own requests.
+once the model is loaded and warmed up: ``__is_ready__``; ``/livez`` fails while every model
+call of a worker hangs past ``serve.model_timeout_ms``: ``__is_alive__``) and Prometheus
+``/metrics``. ``serve.workers`` processes each load the model and batch their own requests.
+
+Hostile traffic is refused before it costs anything (:mod:`textclf.serving.middleware`): a body
+over ``max_body_bytes`` gets 413 unread, a request over ``max_concurrency`` 503 with
+``Retry-After``, a path that is not a route creates no metric series (BentoML's HTTP metrics,
+which label the raw path, are off; the same metrics are exported per route), and a rejected
+request's log line holds no input text.
 
 Configuration (read when this module is imported; see :mod:`textclf.serving.settings`):
 ``TEXTCLF_MODEL_DIR``, ``TEXTCLF_ONNX_VARIANT``, ``TEXTCLF_TRAFFIC_DIR``, ``TEXTCLF_SERVE_FILE``,
@@ -20,14 +27,23 @@ import logging
 from typing import Any, cast
 
 import bentoml
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from textclf.config import REQUEST_TIMEOUT_S
 from textclf.inference import OnnxClassifier
-from textclf.serving.batching import Batcher, BatchStats, OverloadedError
-from textclf.serving.middleware import JsonOnly
+from textclf.serving.batching import Batcher, BatchStats, ModelTimeoutError, OverloadedError
+from textclf.serving.middleware import (
+    SYSTEM_ROUTES,
+    JsonOnly,
+    Limits,
+    RequestLimits,
+    RequestMetrics,
+    RouteMetrics,
+)
 from textclf.serving.schemas import Prediction, request_model
 from textclf.serving.settings import ServeSettings, load_settings
-from textclf.serving.traffic import TrafficLog, record
+from textclf.serving.traffic import TrafficLog
 
 logger = logging.getLogger("textclf.serving")
 
@@ -41,6 +57,16 @@ RETRY_AFTER_S = 1  # Retry-After of a 503 from load shedding
 # (in-process measurement, model faked). Also gone with it: the ``X-BentoML-Request-ID`` header
 # and the trace ids of the access log, which name that span.
 UNTRACED = {"excluded_urls": ["."]}
+# BentoML's HTTP request metrics, as RouteMetrics exports them (names, labels and buckets of
+# BentoML 1.4's defaults, api_server.metrics.namespace "bentoml_service").
+REQUEST_LABELS = [
+    "endpoint",
+    "service_name",
+    "service_version",
+    "http_response_code",
+    "runner_name",
+]
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
 @functools.cache
@@ -54,7 +80,12 @@ def _metrics() -> dict[str, Any]:
         ),
         "traffic_errors": bentoml.metrics.Counter(
             name="textclf_traffic_log_errors",
-            documentation="batches whose traffic records could not be written",
+            documentation="model calls whose traffic records could not be written",
+        ),
+        "traffic_dropped": bentoml.metrics.Counter(
+            name="textclf_traffic_log_dropped",
+            documentation="traffic records not written because the writer's queue was full "
+            "(serve.traffic_log.queue_size) or the log was closing",
         ),
         "batch_texts": bentoml.metrics.Histogram(
             name="textclf_batch_texts",
@@ -73,10 +104,98 @@ def _metrics() -> dict[str, Any]:
         ),
         "shed": bentoml.metrics.Counter(
             name="textclf_shed_requests",
-            documentation="requests answered 503 because they waited longer than "
-            "serve.batching.max_queue_ms",
+            documentation="requests answered 503 by load shedding, by reason: queue (waited "
+            "longer than serve.batching.max_queue_ms), concurrency (over serve.max_concurrency), "
+            "model_timeout (the model call ran past serve.model_timeout_ms)",
+            labelnames=["reason"],
+        ),
+        "model_timeouts": bentoml.metrics.Counter(
+            name="textclf_model_timeouts",
+            documentation="model calls that ran longer than serve.model_timeout_ms",
         ),
     }
+
+
+@functools.cache
+def _request_metrics() -> RequestMetrics:
+    """BentoML's HTTP metrics (turned off in BentoML) with route-only ``endpoint`` labels."""
+    return RequestMetrics(
+        total=bentoml.metrics.Counter(
+            name="bentoml_service_request_total",
+            documentation="Total number of HTTP requests",
+            labelnames=REQUEST_LABELS,
+        ),
+        duration=bentoml.metrics.Histogram(
+            name="bentoml_service_request_duration_seconds",
+            documentation="API HTTP request duration in seconds",
+            labelnames=REQUEST_LABELS,
+            buckets=DURATION_BUCKETS,
+        ),
+        in_progress=bentoml.metrics.Gauge(
+            name="bentoml_service_request_in_progress",
+            documentation="Total number of HTTP requests in progress now",
+            labelnames=[name for name in REQUEST_LABELS if name != "http_response_code"],
+            multiprocess_mode="livesum",
+        ),
+        last_request=bentoml.metrics.Gauge(
+            name="bentoml_service_last_request_timestamp_seconds",
+            documentation="Timestamp of the last received request",
+            labelnames=["service_name", "service_version", "runner_name"],
+            multiprocess_mode="mostrecent",
+        ),
+        unmatched=bentoml.metrics.Counter(
+            name="textclf_unmatched_requests",
+            documentation="requests to a path that is not one of the service's routes "
+            "(answered 404 or 405; not labelled by path, so scanners add no series)",
+        ),
+    )
+
+
+def _server_labels() -> dict[str, str]:
+    context = bentoml.server_context
+    return {
+        "service_name": str(context.bento_name),
+        "service_version": str(context.bento_version),
+        "runner_name": str(context.service_name),
+    }
+
+
+def _exposition() -> tuple[bytes, str]:
+    """``/metrics``: every worker's metrics (BentoML's multiprocess client)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    client = BentoMLContainer.metrics_client.get()
+    return client.generate_latest(), client.CONTENT_TYPE_LATEST
+
+
+class InputFreeValidationLog(logging.Filter):
+    """Log a rejected request's validation errors by location and type, never its input.
+
+    BentoML logs every 400 at ERROR with the traceback of pydantic's ValidationError, whose
+    text holds the request's texts (``input_value``); this turns it into one WARNING line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite records carrying a ValidationError; pass the others unchanged."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            where = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or 'body'}: {err['type']}"
+                for err in exc.errors(include_url=False, include_context=False, include_input=False)
+            )
+            args = record.args if isinstance(record.args, tuple) else ()
+            record.msg = "Rejected request on %s [%s]: %d validation error(s): %s (input not shown)"
+            record.args = (*args[:2], exc.error_count(), where)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _guard_logs() -> None:
+    """Install :class:`InputFreeValidationLog` on the logger BentoML reports 400s with."""
+    target = logging.getLogger("bentoml._internal.server.http_app")
+    if not any(isinstance(f, InputFreeValidationLog) for f in target.filters):
+        target.addFilter(InputFreeValidationLog())
 
 
 def _record_batch(stats: BatchStats) -> None:
@@ -89,7 +208,10 @@ def _record_batch(stats: BatchStats) -> None:
 @bentoml.service(
     name="textclf",
     workers=_LIMITS.workers,
-    traffic={"timeout": 30},
+    traffic={"timeout": REQUEST_TIMEOUT_S},
+    # Off: BentoML's middleware labels `endpoint` with the raw path; RouteMetrics exports the
+    # same metrics per route, and serves /metrics (which this setting also turns off).
+    metrics={"enabled": False},
     # Defaults: a BENTOML_CONFIG file overrides them (its tracing.exporter_type, sample_rate).
     **({} if _LIMITS.trace_requests else {"tracing": UNTRACED}),
 )
@@ -97,6 +219,7 @@ class TextClassifier:
     """Transformer text classifier served from its ONNX export."""
 
     def __init__(self) -> None:
+        _guard_logs()  # here, after BentoML configured logging in this worker
         settings = SETTINGS  # resolved once, at import: the request limits above come from it
         self.settings = settings
         self.model: OnnxClassifier | None = None
@@ -109,8 +232,11 @@ class TextClassifier:
         self.traffic = (
             TrafficLog(
                 settings.traffic_dir,
-                settings.params.traffic_log.max_bytes,
-                settings.params.traffic_log.backups,
+                settings.params.traffic_log,
+                settings.traffic_text,
+                settings.traffic_hash_key,
+                on_drop=_metrics()["traffic_dropped"].inc,
+                on_error=_metrics()["traffic_errors"].inc,
             )
             if settings.traffic_dir
             else None
@@ -121,16 +247,19 @@ class TextClassifier:
             max_queue_s=settings.params.batching.max_queue_ms / 1000,
             parallel_calls=settings.params.parallel_calls,
             on_batch=_record_batch,
-            on_shed=lambda _waited: _metrics()["shed"].inc(),
+            on_shed=lambda _waited: _metrics()["shed"].labels(reason="queue").inc(),
+            call_timeout_s=settings.params.model_timeout_ms / 1000,
+            on_timeout=lambda _ran: _metrics()["model_timeouts"].inc(),
         )
         self.model = model
         logger.info(
-            "loaded %s (%s, version %s, providers %s); traffic log: %s",
+            "loaded %s (%s, version %s, providers %s); traffic log: %s (text: %s)",
             settings.model_dir,
             settings.variant,
             model.version,
             model.providers,
             self.traffic.path if self.traffic else "off",
+            settings.traffic_text,
         )
 
     @bentoml.on_shutdown
@@ -144,12 +273,18 @@ class TextClassifier:
         """Ready once the model is loaded and warmed up."""
         return self.model is not None
 
+    def __is_alive__(self) -> bool:
+        """Alive unless every model call slot is held by a call past the timeout."""
+        return self.batcher.alive
+
     @bentoml.api(input_spec=PredictRequest)
     async def predict(self, texts: list[str]) -> list[Prediction]:
         """Classify texts: per text, the label, every label's probability and the model version."""
         try:
             return await self.batcher.submit(texts)
         except OverloadedError as err:
+            if isinstance(err, ModelTimeoutError):
+                _metrics()["shed"].labels(reason="model_timeout").inc()
             # BentoML hides the message of a 5xx it raises itself; a returned Response is sent
             # as is, so the client learns why and when to retry.
             response: Any = JSONResponse(
@@ -178,19 +313,38 @@ class TextClassifier:
         metrics = _metrics()
         for label, count in collections.Counter(pred.label for pred in out).items():
             metrics["predictions"].labels(label=label, model_version=model.version).inc(count)
-        if self.traffic is not None:
-            written = self.traffic.write(
-                record(t, p.label, p.probabilities, p.model_version)
-                for t, p in zip(texts, out, strict=True)
+        if self.traffic is not None:  # queued, never blocking: written on the log's thread
+            self.traffic.submit(
+                [
+                    (t, p.label, p.probabilities, p.model_version)
+                    for t, p in zip(texts, out, strict=True)
+                ]
             )
-            if not written:
-                metrics["traffic_errors"].inc()
         return out
 
 
 # mypy sees the decorated class; at runtime it is the bentoml.Service that wraps it.
 _SERVICE = cast("bentoml.Service[TextClassifier]", TextClassifier)
-_SERVICE.add_asgi_middleware(JsonOnly, paths=("/predict",))
+_API_ROUTES = tuple(
+    "/"
+    + "/".join(part for p in (_SERVICE.path_prefix, api.route) if (part := (p or "").strip("/")))
+    for api in _SERVICE.apis.values()
+)
+# Added first = outermost of the service's own middleware (inside BentoML's timeout one).
+_SERVICE.add_asgi_middleware(
+    RouteMetrics,
+    routes=(*_API_ROUTES, *SYSTEM_ROUTES),
+    metrics=_request_metrics,
+    labels=_server_labels,
+    exposition=_exposition,
+)
+_SERVICE.add_asgi_middleware(
+    RequestLimits,
+    limits=Limits(_LIMITS.max_body_bytes, _LIMITS.max_concurrency, RETRY_AFTER_S),
+    paths=_API_ROUTES,
+    on_shed=lambda: _metrics()["shed"].labels(reason="concurrency").inc(),
+)
+_SERVICE.add_asgi_middleware(JsonOnly, paths=_API_ROUTES)
 # BentoML derives a list output's media type from its JSON schema, rebuilt on every response
 # (about 5% of the worker's time under load, by py-spy); it is always JSON here.
 _SERVICE.apis["predict"].output_spec.media_type = "application/json"

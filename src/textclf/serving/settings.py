@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,10 +18,13 @@ from textclf import yamlio
 from textclf.config import ServeParams, format_validation_error
 from textclf.errors import ConfigError
 from textclf.paths import SERVE_FILE, Paths
+from textclf.serving.traffic import HASH_KEY_ENV, MIN_HASH_KEY_BYTES, TEXT_MODES
 
 ENV_MODEL_DIR = "TEXTCLF_MODEL_DIR"
 ENV_VARIANT = "TEXTCLF_ONNX_VARIANT"
 ENV_TRAFFIC_DIR = "TEXTCLF_TRAFFIC_DIR"
+ENV_TRAFFIC_TEXT = "TEXTCLF_TRAFFIC_TEXT"
+ENV_TRAFFIC_HASH_KEY = HASH_KEY_ENV  # "TEXTCLF_TRAFFIC_HASH_KEY"
 ENV_SERVE_FILE = "TEXTCLF_SERVE_FILE"
 VARIANTS = ("int8", "fp32")
 
@@ -35,6 +38,8 @@ class ServeSettings:
     model_dir: Path
     variant: str
     traffic_dir: Path | None
+    traffic_text: str  # keep | hash | drop: TEXTCLF_TRAFFIC_TEXT over traffic_log.text
+    traffic_hash_key: bytes | None = field(repr=False)  # TEXTCLF_TRAFFIC_HASH_KEY, UTF-8
 
 
 def find_root(start: Path | None = None) -> Path | None:
@@ -61,7 +66,7 @@ def read_serve_params(path: Path) -> ServeParams:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
-    """Resolve params, model directory, variant and traffic directory from env and params."""
+    """Resolve params, model directory, variant and traffic log from env and params."""
     env = os.environ if environ is None else environ
     serve_file: Path | None
     root: Path | None
@@ -94,10 +99,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
             "artifacts/onnx directory."
         )
     traffic = env.get(ENV_TRAFFIC_DIR)
+    text_mode, hash_key = _traffic_text(env, params, serve_file, enabled=bool(traffic))
     return ServeSettings(
         params=params,
         serve_file=serve_file,
         model_dir=model_dir,
         variant=variant,
         traffic_dir=Path(traffic) if traffic else None,
+        traffic_text=text_mode,
+        traffic_hash_key=hash_key,
     )
+
+
+def _traffic_text(
+    env: Mapping[str, str], params: ServeParams, serve_file: Path | None, *, enabled: bool
+) -> tuple[str, bytes | None]:
+    """The traffic log's text mode and, for ``hash``, its HMAC key (checked when recording)."""
+    override = env.get(ENV_TRAFFIC_TEXT)
+    mode = override or params.traffic_log.text
+    if mode not in TEXT_MODES:
+        raise ConfigError(
+            f"{ENV_TRAFFIC_TEXT}={mode!r} is invalid. Fix: set it to one of "
+            f"{', '.join(TEXT_MODES)}, or unset it to use serve.traffic_log.text."
+        )
+    key = env.get(ENV_TRAFFIC_HASH_KEY) or None
+    if mode != "hash" or not enabled:
+        return mode, None
+    where = f"{ENV_TRAFFIC_TEXT}=hash" if override else f"{serve_file}: traffic_log.text = hash"
+    if key is None:
+        raise ConfigError(
+            f"{where}, but {ENV_TRAFFIC_HASH_KEY} is not set: text_hmac needs a secret key "
+            "(a plain, unkeyed hash of a short text is reversed by hashing a dictionary of "
+            f"likely texts). Fix: set {ENV_TRAFFIC_HASH_KEY} from a Kubernetes Secret "
+            "(e.g. `openssl rand -hex 32`), or use the text mode 'drop'."
+        )
+    if len(key.encode()) < MIN_HASH_KEY_BYTES:
+        raise ConfigError(
+            f"{ENV_TRAFFIC_HASH_KEY} is {len(key.encode())} bytes long, under "
+            f"{MIN_HASH_KEY_BYTES} ({where}): a short key can be guessed. Fix: use a random "
+            "secret, e.g. `openssl rand -hex 32`."
+        )
+    return mode, key.encode()
