@@ -18,8 +18,13 @@ TOY_LABELS = ["negative", "neutral", "positive"]
 def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     """Params for the toy corpus and tiny backbone; ``sections`` override keys per section."""
     base: dict[str, Any] = {
-        "data": {"path": "data/toy.csv", "label_column": "label", "labels": TOY_LABELS},
-        "prepare": {"reference_size": 60},
+        "data": {
+            "path": "data/toy.csv",
+            "encoding": "utf-8",
+            "label_column": "label",
+            "labels": TOY_LABELS,
+        },
+        "prepare": {"test_size": 0.15, "reference_size": 60},
         "model": {"backbone": "tiny", "max_length": 32},
         "train": {
             "epochs": 12,

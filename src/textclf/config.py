@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -40,11 +40,11 @@ class DataParams(_Section):
     format: Literal["auto", "csv", "parquet"] = Field(
         "auto", description="'csv', 'parquet', or 'auto' to decide from the file extension"
     )
-    encoding: str = Field("utf-8", description="text encoding of a CSV file, e.g. utf-8 or latin-1")
+    # No default for what only your data can say (the default corpus is Latin-1 with a
+    # `sentiment` column; most CSVs are UTF-8 with another): params.yaml must name it.
+    encoding: str = Field(description="text encoding of a CSV file, e.g. utf-8 or latin-1")
     text_column: str = Field("text", min_length=1, description="name of the column with the text")
-    label_column: str = Field(
-        "label", min_length=1, description="name of the column with the label"
-    )
+    label_column: str = Field(min_length=1, description="name of the column with the label")
     labels: list[str] = Field(
         description="the label set, at least two distinct labels, e.g. [negative, positive]",
     )
@@ -76,13 +76,13 @@ class PrepareParams(_Section):
     """``prepare``: validation, de-duplication and the stratified split."""
 
     seed: int = Field(42, description="random seed for the split and the subsamples (an integer)")
-    test_size: Fraction = Field(0.15, description="share of rows in the test split, in (0, 1)")
+    test_size: Fraction = Field(0.1, description="share of rows in the test split, in (0, 1)")
     val_size: Fraction = Field(0.1, description="share of rows in the validation split, in (0, 1)")
     max_train_rows: int | None = Field(
-        None, gt=0, description="cap on training rows (stratified subsample), or null for all"
+        10_000, gt=0, description="cap on training rows (stratified subsample), or null for all"
     )
     max_val_rows: int | None = Field(
-        None, gt=0, description="cap on validation rows (stratified subsample), or null for all"
+        1500, gt=0, description="cap on validation rows (stratified subsample), or null for all"
     )
     reference_size: int = Field(
         2000, gt=0, description="rows of the training split kept as the drift reference sample"
@@ -139,11 +139,11 @@ class TrainParams(_Section):
     batch_size: int = Field(32, ge=1, le=4096, description="training batch size (per device)")
     eval_batch_size: int = Field(128, ge=1, le=8192, description="validation batch size")
     learning_rate: float = Field(
-        5e-5, gt=0.0, le=1.0, description="peak AdamW learning rate, e.g. 5e-5 (positive)"
+        8e-5, gt=0.0, le=1.0, description="peak AdamW learning rate, e.g. 5e-5 (positive)"
     )
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay in [0, 1]")
     warmup_ratio: float = Field(
-        0.1, ge=0.0, lt=1.0, description="share of steps with linear warm-up, in [0, 1)"
+        0.06, ge=0.0, lt=1.0, description="share of steps with linear warm-up, in [0, 1)"
     )
     val_checks_per_epoch: int = Field(
         2, ge=1, le=100, description="validations per epoch; the best one is kept"
@@ -190,7 +190,9 @@ class EvaluateParams(_Section):
     baseline: BaselineParams = BaselineParams()
 
 
+# The ONNX graph a stage or the service runs; the one definition (inference, serving, bench use it).
 OnnxVariant = Literal["fp32", "int8"]
+ONNX_VARIANTS: tuple[OnnxVariant, ...] = get_args(OnnxVariant)
 NumDriftMethod = Literal[
     "ks",
     "wasserstein",
@@ -581,7 +583,7 @@ class ServeParams(_Section):
     The only configuration the serving image ships (no pipeline stage reads it).
     """
 
-    variant: Literal["int8", "fp32"] = Field(
+    variant: OnnxVariant = Field(
         "int8",
         description="ONNX graph served: 'int8' (CPU images) or 'fp32' (GPU images); the "
         "TEXTCLF_ONNX_VARIANT environment variable overrides it",
@@ -724,7 +726,11 @@ class GateParams(_Section):
 
 
 class Params(_Section):
-    """The whole ``params.yaml``. Sections other stages add are validated the same way."""
+    """The whole ``params.yaml``. Sections other stages add are validated the same way.
+
+    ``params.yaml`` names every knob; a default here equals its value there, or there is none
+    (``tests/unit/test_config.py`` checks both), so a key left out changes nothing.
+    """
 
     data: DataParams
     prepare: PrepareParams = PrepareParams()

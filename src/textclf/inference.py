@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
+from textclf.config import OnnxVariant
 from textclf.data.text import (
     META_FILE,
     TOKENIZER_FILE,
@@ -25,7 +25,6 @@ from textclf.data.text import (
 )
 from textclf.errors import ArtifactError
 
-Variant = Literal["fp32", "int8"]
 GRAPH_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
@@ -71,7 +70,7 @@ def default_providers() -> list[str]:
 
 
 def load_for_labels(
-    model_dir: Path, variant: Variant, labels: list[str], threads: int = 0
+    model_dir: Path, variant: OnnxVariant, labels: list[str], threads: int = 0
 ) -> OnnxClassifier:
     """The export in ``model_dir``, refused unless it predicts exactly ``labels`` (prepare's)."""
     model = OnnxClassifier(model_dir, variant, threads=threads)
@@ -89,7 +88,7 @@ class OnnxClassifier:
     def __init__(
         self,
         model_dir: Path,
-        variant: Variant = "fp32",
+        variant: OnnxVariant = "fp32",
         providers: list[str] | None = None,
         threads: int = 0,
     ) -> None:

@@ -87,3 +87,12 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def dvc_out_md5(dvc_file: Any) -> str | None:
+    """The md5 a parsed ``.dvc`` file (e.g. ``data.dvc``) records for its output, or None when
+    it records none (no file, no ``outs``, or an output not hashed yet)."""
+    outs = dvc_file.get("outs") if isinstance(dvc_file, dict) else None
+    if not outs or not isinstance(outs[0], dict) or not outs[0].get("md5"):
+        return None
+    return str(outs[0]["md5"])

@@ -51,6 +51,12 @@ def calibration_table(
     return rows
 
 
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int) -> float:
+    """Macro-F1 over the labels ``0 .. n_labels - 1`` (a label never seen scores 0)."""
+    labels = list(range(n_labels))
+    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+
+
 def classification_metrics(
     y_true: np.ndarray, probs: np.ndarray, labels: list[str], bins: int = 15
 ) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def classification_metrics(
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(y_true, y_pred, len(labels)),
         "weighted_f1": float(
             f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)
         ),

@@ -104,7 +104,7 @@ def test_failed_training_leaves_no_model(toy_root: Path, monkeypatch: pytest.Mon
     def boom(self: object, batch: object, batch_idx: int) -> None:
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(module.TextClassifier, "training_step", boom)
+    monkeypatch.setattr(module.FineTuneModule, "training_step", boom)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train.run(params, Paths(toy_root), enable_progress_bar=False)
     assert not Paths(toy_root).model_dir.exists()

@@ -11,6 +11,7 @@ import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 
+from tests.conftest import tiny_params
 from tests.exported import TinyExport, export_params
 from textclf import io
 from textclf.config import ExportParams, parse_params
@@ -286,7 +287,7 @@ def test_missing_model_is_named(exported: TinyExport, tmp_path: Path) -> None:
 )
 def test_bad_export_params_name_the_key(section: dict[str, object], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
-        parse_params({"data": {"labels": ["a", "b"]}, "export": section})
+        parse_params(tiny_params(export=section))
 
 
 def test_defaults_are_the_documented_gates() -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from tests.conftest import REPO, tiny_params
-from textclf.config import Params, load_params, parse_params
+from textclf import yamlio
+from textclf.config import GateParams, Params, ServeParams, load_params, parse_params
 from textclf.errors import ConfigError
 
 
@@ -18,6 +21,49 @@ def test_shipped_params_are_valid_and_complete() -> None:
     # Every section of the model is spelled out in the file a user edits.
     assert set(raw) == set(Params.model_fields)
     assert params.data.labels == ["negative", "neutral", "positive"]
+
+
+def default_problems(
+    model: type[BaseModel], raw: Any, validated: BaseModel, prefix: str = ""
+) -> list[str]:
+    """Every knob of ``model`` that its file leaves out, or whose typed default differs from the
+    file's value (a section is checked key by key)."""
+    problems: list[str] = []
+    raw = raw if isinstance(raw, dict) else {}
+    for name, field in model.model_fields.items():
+        key, value = f"{prefix}{name}", getattr(validated, name)
+        if isinstance(value, BaseModel):
+            problems += default_problems(type(value), raw.get(name), value, f"{key}.")
+            continue
+        if name not in raw:
+            problems.append(f"{key}: not in the file")
+        if not field.is_required() and field.get_default(call_default_factory=True) != value:
+            default = field.get_default(call_default_factory=True)
+            problems.append(f"{key}: typed default {default!r}, the file says {value!r}")
+    return problems
+
+
+FILES = [(Params, "params.yaml"), (ServeParams, "serve.yaml"), (GateParams, "gate.yaml")]
+
+
+@pytest.mark.parametrize(("model", "name"), FILES)
+def test_the_files_name_every_knob_and_the_defaults_agree(
+    model: type[BaseModel], name: str
+) -> None:
+    """One source of defaults: a key left out of the file means what the file says today."""
+    raw = yamlio.read(REPO / name)
+    assert default_problems(model, raw, model.model_validate(raw)) == []
+
+
+def test_a_disagreeing_default_or_a_missing_knob_is_found() -> None:
+    """Negative control of the test above, on edited copies of params.yaml."""
+    raw = yamlio.read(REPO / "params.yaml")
+    raw["train"] = {**raw["train"], "learning_rate": 1e-3}
+    del raw["slices"]["min_support"]
+    assert default_problems(Params, raw, Params.model_validate(raw)) == [
+        "train.learning_rate: typed default 8e-05, the file says 0.001",
+        "slices.min_support: not in the file",
+    ]
 
 
 def test_params_are_frozen() -> None:

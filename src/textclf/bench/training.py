@@ -84,7 +84,7 @@ def _ours(
 
     from textclf.models.backbone import load_classifier
     from textclf.models.datamodule import TextDataModule
-    from textclf.models.module import TextClassifier
+    from textclf.models.module import FineTuneModule
 
     cfg = params.train
     _, encoder = _encoder(source, params, labels)
@@ -106,7 +106,7 @@ def _ours(
         cfg.bucket_batches,
         cfg.seed,
     )
-    module = TextClassifier(
+    module = FineTuneModule(
         load_classifier(source, labels, params.model.dropout),
         len(labels),
         cfg.learning_rate,

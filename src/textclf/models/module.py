@@ -9,7 +9,7 @@ import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 
-class TextClassifier(L.LightningModule):
+class FineTuneModule(L.LightningModule):
     """Fine-tunes ``AutoModelForSequenceClassification``; validation reports macro-F1."""
 
     def __init__(

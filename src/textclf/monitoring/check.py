@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
-from textclf.console import fail, print_json
-from textclf.errors import ConfigError, TextclfError
+from textclf.console import ErrorReportingCommand, print_json
+from textclf.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -180,14 +180,9 @@ def drift_check_cmd(
     from textclf.monitoring.drift import drift_check as check
 
     now = datetime.now(UTC)
-    try:
-        start = parse_since(since, now) if since is not None else None
-        cfg = load_params(params).drift if params is not None else None
-        summary = check(
-            traffic_dir, reference or default_reference(), cfg, out, since=start, now=now
-        )
-    except TextclfError as err:
-        fail(err)
+    start = parse_since(since, now) if since is not None else None
+    cfg = load_params(params).drift if params is not None else None
+    summary = check(traffic_dir, reference or default_reference(), cfg, out, since=start, now=now)
     print_json(summary)
     if pushgateway:
         push_metrics(pushgateway, summary)
@@ -195,8 +190,10 @@ def drift_check_cmd(
 
 
 def main() -> None:
-    """Entry point of the drift image."""
-    typer.run(drift_check_cmd)
+    """Entry point of the drift image (``textclf drift-check`` is the same command)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(cls=ErrorReportingCommand)(drift_check_cmd)
+    app()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -25,8 +24,6 @@ from textclf.release.tag import (
     stage_context,
 )
 from textclf.release.verify import verify_cmd
-
-T = TypeVar("T")
 
 release_app = typer.Typer(
     help="Release tags from committed content, the overlay pins that name them, and the "
@@ -60,14 +57,6 @@ VariantOpt = Annotated[
 ]
 
 
-def _run(step: Callable[[], T]) -> T:
-    """Run a step; a ReleaseError exits 2 with its message (never a traceback)."""
-    try:
-        return step()
-    except ReleaseError as err:
-        fail(err)
-
-
 def _checked(name: str, choices: Mapping[str, object]) -> str:
     if name not in choices:
         fail(ReleaseError(f"{name!r}: choose one of {', '.join(choices)}"))
@@ -77,8 +66,8 @@ def _checked(name: str, choices: Mapping[str, object]) -> str:
 def _reference(root: Path, variant: str, rev: str | None) -> str:
     """``<production newName>:<computed tag>`` of a variant (the image the release ships)."""
     kind = _checked(variant, VARIANTS)
-    repository = _run(partial(pin_of, root, kind, rev)).repository
-    tag = _run(partial(compute, root, rev, image=VARIANTS[kind], verify=False)).tag
+    repository = pin_of(root, kind, rev).repository
+    tag = compute(root, rev, image=VARIANTS[kind], verify=False).tag
     return f"{repository}:{tag}"
 
 
@@ -115,9 +104,9 @@ def tag_cmd(
     shipped outputs are stale or missing). Same content, same tag; a revert gives the old tag.
     """
     key = _checked(image, IMAGES)
-    inputs = _run(lambda: compute(root, rev, image=key, verify=not no_status))
+    inputs = compute(root, rev, image=key, verify=not no_status)
     if rev is None:
-        _run(lambda: _note_uncommitted(root, inputs))
+        _note_uncommitted(root, inputs)
     if explain:
         typer.echo(inputs.manifest(), nl=False)
     typer.echo(inputs.tag)
@@ -126,7 +115,7 @@ def tag_cmd(
 @release_app.command("outputs")
 def outputs_cmd(root: RootOpt = Path()) -> None:
     """Print the DVC outputs the images ship, one per line (for `dvc pull $(...)`)."""
-    typer.echo("\n".join(_run(lambda: shipped_outputs(root))))
+    typer.echo("\n".join(shipped_outputs(root)))
 
 
 @release_app.command("image")
@@ -142,9 +131,9 @@ def manifests_cmd(root: RootOpt = Path(), no_status: NoStatusOpt = False) -> Non
     A digest pinned for a tag that changed is removed: run `make release-pin` once the review
     has pushed the new images.
     """
-    tags, changed = _run(lambda: flow.write_manifests(root, verify=not no_status))
+    tags, changed = flow.write_manifests(root, verify=not no_status)
     for key, tag in tags.items():
-        inputs = _run(partial(compute, root, image=key, verify=False))
+        inputs = compute(root, image=key, verify=False)
         _note_uncommitted(root, inputs)
         typer.echo(f"{key}: {tag}")
     for overlay in changed:
@@ -160,7 +149,7 @@ def pin_cmd(root: RootOpt = Path()) -> None:
     Run it after the review pushed the images of this commit; fails, writing nothing, while one
     is missing. Reads $TEXTCLF_REGISTRY_USERNAME / $TEXTCLF_REGISTRY_PASSWORD.
     """
-    changed = _run(lambda: flow.pin(root))
+    changed = flow.pin(root)
     for overlay in changed:
         typer.echo(f"wrote digests to {overlay}: commit it")
     if not changed:
@@ -170,7 +159,7 @@ def pin_cmd(root: RootOpt = Path()) -> None:
 @release_app.command("check")
 def check_cmd(root: RootOpt = Path(), rev: RevOpt = None) -> None:
     """Fail (exit 2) unless outputs match dvc.lock and every overlay names the computed tags."""
-    tags = _run(lambda: flow.check(root, rev))
+    tags = flow.check(root, rev)
     where = f"commit {rev}" if rev else "dvc status clean,"
     typer.echo(
         f"release {', '.join(f'{k} {t}' for k, t in tags.items())}: {where} overlays name them"
@@ -193,7 +182,7 @@ def images_cmd(
     The review's required check and the release's verification: a merge can never deploy an
     image that is missing or that is not the one pinned.
     """
-    checked = _run(lambda: flow.verify_images(root, rev, require_digests=not allow_unpinned))
+    checked = flow.verify_images(root, rev, require_digests=not allow_unpinned)
     for p in checked:
         typer.echo(f"{p.overlay}: {p.image}@{p.digest or '(unpinned)'}")
 
@@ -214,9 +203,9 @@ def exists_cmd(
     GITHUB_TOKEN for ghcr.io).
     """
     if image is None and not no_status:
-        _run(partial(compute, root, image=VARIANTS[_checked(variant, VARIANTS)]))  # dvc status
+        compute(root, image=VARIANTS[_checked(variant, VARIANTS)])  # dvc status
     ref = image or _reference(root, variant, None)
-    found = _run(lambda: registry.digest(ref, os.environ))
+    found = registry.digest(ref, os.environ)
     typer.echo(f"{ref}: {found if found else 'missing'}")
     raise typer.Exit(code=0 if found else 1)
 
@@ -233,7 +222,7 @@ def missing_cmd(root: RootOpt = Path(), rev: RevOpt = None) -> None:
     missing = [
         variant
         for variant in VARIANTS
-        if _run(partial(registry.digest, _reference(root, variant, rev), os.environ)) is None
+        if registry.digest(_reference(root, variant, rev), os.environ) is None
     ]
     typer.echo(json.dumps(missing))
 
@@ -257,7 +246,7 @@ def push_cmd(
     digest fails (exit 2). Prints the digest. Reads the registry credentials like `exists`.
     """
     ref = _reference(root, variant, rev)
-    digest, pushed = _run(lambda: registry.push(archive, ref))
+    digest, pushed = registry.push(archive, ref)
     typer.echo(f"{'pushed' if pushed else 'already there:'} {ref}@{digest}")
     repository = ref.rsplit(":", 1)[0]
     if outputs is not None:
@@ -285,7 +274,7 @@ def verify_archive_cmd(
     on the pushed image before releasing it.
     """
     kind = _checked(variant, VARIANTS)
-    checked = _run(lambda: verify_archive(root, kind, archive, rev, cache))
+    checked = verify_archive(root, kind, archive, rev, cache)
     typer.echo(
         f"{archive}: {checked.files} files as named ({checked.model_files} model files against "
         "dvc.lock)"
@@ -316,14 +305,14 @@ def verify_image_cmd(
     import tempfile
 
     kind = _checked(variant, VARIANTS)
-    pinned = _run(lambda: pin_of(root, kind, rev))
+    pinned = pin_of(root, kind, rev)
     if pinned.tag is None or pinned.digest is None:
         fail(ReleaseError(f"{pinned.overlay} pins {pinned.name} without a tag and digest"))
     tag, digest = pinned.tag, pinned.digest
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "image.tar"
-        _run(lambda: registry.pull(pinned.repository, tag, digest, archive))
-        checked = _run(lambda: verify_archive(root, kind, archive, rev))
+        registry.pull(pinned.repository, tag, digest, archive)
+        checked = verify_archive(root, kind, archive, rev)
     if attested_by:
         proc = subprocess.run(
             [
@@ -362,7 +351,7 @@ def context_cmd(
     <dest>/images/drift.Containerfile <dest>` then sees nothing else of the checkout.
     """
     kind = _checked(variant, VARIANTS)
-    copied = _run(lambda: stage_context(root, kind, dest))
+    copied = stage_context(root, kind, dest)
     typer.echo(f"copied {len(copied)} files to {dest}")
 
 
@@ -378,7 +367,7 @@ RepositoryOpt = Annotated[
 @release_app.command("runner-tag")
 def runner_tag_cmd(root: RootOpt = Path(), rev: RevOpt = None) -> None:
     """Print the review runners' image tag: r-<12 hex> of its Containerfile and lock."""
-    typer.echo(_run(lambda: runner.tag(root, rev)))
+    typer.echo(runner.tag(root, rev))
 
 
 @release_app.command("runner-check")
@@ -397,7 +386,7 @@ def runner_context_cmd(
     root: RootOpt = Path(),
 ) -> None:
     """Copy the runner image's Containerfile and lock (nothing else) into a build context."""
-    copied = _run(lambda: runner.stage_context(root, dest))
+    copied = runner.stage_context(root, dest)
     typer.echo(f"copied {len(copied)} files to {dest}")
 
 
@@ -418,8 +407,8 @@ def runner_push_cmd(
     ] = None,
 ) -> None:
     """Push the runner image archive as <repository>:<runner tag>; never move an existing tag."""
-    ref = f"{repository}:{_run(lambda: runner.tag(root))}"
-    digest, pushed = _run(lambda: registry.push(archive, ref))
+    ref = f"{repository}:{runner.tag(root)}"
+    digest, pushed = registry.push(archive, ref)
     typer.echo(f"{'pushed' if pushed else 'already there:'} {ref}@{digest}")
     if outputs is not None:
         with outputs.open("a", encoding="utf-8") as out:
@@ -440,5 +429,5 @@ def runner_pin_cmd(repository: RepositoryOpt, root: RootOpt = Path()) -> None:
     Reads the digest from the registry; fails, writing nothing, while the image workflow on main
     has not pushed that tag. Then commit values.yaml and `helm upgrade` the scale set.
     """
-    image, changed = _run(lambda: runner.pin(root, repository))
+    image, changed = runner.pin(root, repository)
     typer.echo(f"{'wrote' if changed else 'already pinned:'} {image} in {runner.VALUES}")

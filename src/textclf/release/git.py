@@ -7,21 +7,20 @@ was reviewed or merged, whatever a retrain rewrote in the workspace).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from textclf.errors import ReleaseError
+from textclf.gitcmd import run_git
 
 
 def git(root: Path, *args: str, stdin: bytes | None = None) -> bytes:
     """Run git in ``root``; raise ReleaseError with git's message on failure."""
-    try:
-        proc = subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True)
-    except FileNotFoundError as err:
-        raise ReleaseError("git is not installed: the release tag is computed from git") from err
+    proc = run_git(
+        root, *args, why="the release tag is computed from git", stdin=stdin, timeout=None
+    )
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip()
         raise ReleaseError(f"`git {' '.join(args)}` failed in {root}: {message}")

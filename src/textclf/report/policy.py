@@ -14,7 +14,7 @@ from typing import Any
 
 from textclf.config import DriftParams, ExportParams, GateParams, ModelT, SlicesParams, validate
 from textclf.errors import ConfigError
-from textclf.report.sources import Snapshot, flatten, sources
+from textclf.report.sources import Snapshot, data_md5, flatten, sources
 
 #: The keys of other params sections that gate checks read, by section. Thresholds are applied
 #: from the base; the slice and drift definitions are listed when a PR changes them.
@@ -160,14 +160,6 @@ def _test_split_md5(snapshot: Snapshot) -> str | None:
     return None
 
 
-def _data_md5(snapshot: Snapshot) -> str | None:
-    dvc = snapshot.yaml("data_dvc")
-    outs = dvc.get("outs") if isinstance(dvc, dict) else None
-    if not outs or not isinstance(outs[0], dict) or not outs[0].get("md5"):
-        return None
-    return str(outs[0]["md5"])
-
-
 def _section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = params.get(name)
     return value if isinstance(value, dict) else {}
@@ -183,7 +175,7 @@ def split_changes(base: Snapshot, new: Snapshot) -> list[Change]:
         return []
     new_params = new_params if isinstance(new_params, dict) else {}
     changes = []
-    old_data, new_data = _data_md5(base), _data_md5(new)
+    old_data, new_data = data_md5(base), data_md5(new)
     if old_data and old_data != new_data:
         changes.append(Change(f"{sources()['data_dvc'].path}: md5", old_data, new_data))
     for section, keys in SPLIT_KEYS.items():

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textclf import yamlio
+from textclf import io, yamlio
 from textclf.errors import ConfigError, TextclfError
+from textclf.gitcmd import run_git
 from textclf.paths import Paths
 
 DEFAULT_BASES = ("origin/main", "main")
@@ -62,14 +63,10 @@ def sources(paths: Paths | None = None) -> dict[str, Source]:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=60
-        )
-    except FileNotFoundError:
-        raise GitError(
-            "git is not installed. Fix: install git (the review compares git revisions)."
-        ) from None
+    proc = run_git(root, *args, why="the review compares git revisions")
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode(errors="replace")
+    )
 
 
 def resolve_base(root: Path, base: str | None = None) -> tuple[str, str]:
@@ -204,12 +201,7 @@ def numeric_leaves(tree: Any) -> dict[str, float]:
 
 def data_md5(snapshot: Snapshot) -> str | None:
     """The md5 that data.dvc records for the data directory (None without data.dvc)."""
-    dvc = snapshot.yaml("data_dvc")
-    outs = dvc.get("outs") if isinstance(dvc, dict) else None
-    if not outs or not isinstance(outs[0], dict):
-        return None
-    md5 = outs[0].get("md5")
-    return str(md5) if md5 else None
+    return io.dvc_out_md5(snapshot.yaml("data_dvc"))
 
 
 def params_diff(base: Snapshot, new: Snapshot) -> list[tuple[str, Any, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from textclf import yamlio
-from textclf.config import ServeParams, format_validation_error
+from textclf.config import ONNX_VARIANTS, ServeParams, format_validation_error
 from textclf.errors import ConfigError
 from textclf.paths import SERVE_FILE, Paths
 from textclf.serving.traffic import HASH_KEY_ENV, MIN_HASH_KEY_BYTES, TEXT_MODES
@@ -26,7 +26,6 @@ ENV_TRAFFIC_DIR = "TEXTCLF_TRAFFIC_DIR"
 ENV_TRAFFIC_TEXT = "TEXTCLF_TRAFFIC_TEXT"
 ENV_TRAFFIC_HASH_KEY = HASH_KEY_ENV  # "TEXTCLF_TRAFFIC_HASH_KEY"
 ENV_SERVE_FILE = "TEXTCLF_SERVE_FILE"
-VARIANTS = ("int8", "fp32")
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
         serve_file = root / SERVE_FILE if root else None
     params = read_serve_params(serve_file) if serve_file else ServeParams()
     variant = env.get(ENV_VARIANT) or params.variant
-    if variant not in VARIANTS:
+    if variant not in ONNX_VARIANTS:
         raise ConfigError(
             f"{ENV_VARIANT}={variant!r} is invalid. Fix: set it to one of "
-            f"{', '.join(VARIANTS)}, or unset it to use serve.variant."
+            f"{', '.join(ONNX_VARIANTS)}, or unset it to use serve.variant."
         )
     if env.get(ENV_MODEL_DIR):
         model_dir = Path(env[ENV_MODEL_DIR])

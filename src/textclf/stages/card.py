@@ -23,9 +23,7 @@ def data_dvc_md5(path: Path) -> str | None:
     """The md5 that ``data.dvc`` records for the data directory (None without data.dvc)."""
     if not path.is_file():
         return None
-    outs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("outs") or [{}]
-    md5 = outs[0].get("md5")
-    return str(md5) if md5 else None
+    return io.dvc_out_md5(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 def _f(value: Any, digits: int = 4) -> str:

@@ -21,6 +21,7 @@ from textclf.data.text import META_FILE, TOKENIZER_FILE, TextEncoder
 from textclf.errors import ArtifactError
 from textclf.inference import GRAPH_FILES, INPUT_NAMES, OUTPUT_NAME, OnnxClassifier
 from textclf.latency import padded_batches, ratio, time_engines
+from textclf.metrics import macro_f1
 from textclf.paths import Paths
 from textclf.stages.train import read_labels, read_split
 
@@ -258,21 +259,6 @@ def size_mb(files: list[Path]) -> float:
     return round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 3)
 
 
-def macro_f1(y_true: np.ndarray, logits: np.ndarray, n_labels: int) -> float:
-    """Macro-F1 of the arg-max predictions."""
-    from sklearn.metrics import f1_score
-
-    return float(
-        f1_score(
-            y_true,
-            logits.argmax(axis=1),
-            labels=list(range(n_labels)),
-            average="macro",
-            zero_division=0,
-        )
-    )
-
-
 def measure_latency(
     model: Any,
     engines: dict[str, OnnxClassifier],
@@ -383,7 +369,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
                 for v in ("fp32", "int8")
             }
             ref = predict_logits(model, encoder, texts, cfg.batch_size)
-            ref_f1 = macro_f1(y_true, ref, len(labels))
+            ref_f1 = macro_f1(y_true, ref.argmax(axis=1), len(labels))
             metrics: dict[str, Any] = {
                 "n_test": len(texts),
                 "opset": cfg.opset,
@@ -399,7 +385,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
             }
             for variant, clf in engines.items():
                 logits = clf.logits(texts, cfg.batch_size)
-                f1 = macro_f1(y_true, logits, len(labels))
+                f1 = macro_f1(y_true, logits.argmax(axis=1), len(labels))
                 graph = out / GRAPH_FILES[variant]
                 metrics[variant] = {
                     "max_abs_logit_diff": float(np.abs(logits - ref).max(initial=0.0)),

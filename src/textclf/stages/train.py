@@ -43,7 +43,7 @@ def run(params: Params, paths: Paths, enable_progress_bar: bool | None = None) -
 
     from textclf.models.backbone import load_classifier, load_tokenizer, resolve_backbone
     from textclf.models.datamodule import TextDataModule
-    from textclf.models.module import TextClassifier
+    from textclf.models.module import FineTuneModule
 
     cfg, model_cfg = params.train, params.model
     if cfg.num_threads:
@@ -72,7 +72,7 @@ def run(params: Params, paths: Paths, enable_progress_bar: bool | None = None) -
         cfg.bucket_batches,
         cfg.seed,
     )
-    module = TextClassifier(
+    module = FineTuneModule(
         load_classifier(source, labels, model_cfg.dropout),
         len(labels),
         cfg.learning_rate,
