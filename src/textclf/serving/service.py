@@ -71,45 +71,52 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 
 @functools.cache
 def _metrics() -> dict[str, Any]:
-    """Service-specific Prometheus metrics (created once per process, on first use)."""
+    """Service-specific Prometheus metrics (created once per process, on first use).
+
+    prometheus_client is imported here, in the worker, once ``bentoml serve`` has set
+    ``PROMETHEUS_MULTIPROC_DIR``: imported earlier it would stay in single-process mode and
+    these metrics would never reach ``/metrics``.
+    """
+    import prometheus_client
+
     return {
-        "predictions": bentoml.metrics.Counter(
+        "predictions": prometheus_client.Counter(
             name="textclf_predictions",
             documentation="texts classified, by predicted label",
             labelnames=["label", "model_version"],
         ),
-        "traffic_errors": bentoml.metrics.Counter(
+        "traffic_errors": prometheus_client.Counter(
             name="textclf_traffic_log_errors",
             documentation="model calls whose traffic records could not be written",
         ),
-        "traffic_dropped": bentoml.metrics.Counter(
+        "traffic_dropped": prometheus_client.Counter(
             name="textclf_traffic_log_dropped",
             documentation="traffic records not written because the writer's queue was full "
             "(serve.traffic_log.queue_size) or the log was closing",
         ),
-        "batch_texts": bentoml.metrics.Histogram(
+        "batch_texts": prometheus_client.Histogram(
             name="textclf_batch_texts",
             documentation="texts per model call (requests merged by the batcher)",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
         ),
-        "batch_requests": bentoml.metrics.Histogram(
+        "batch_requests": prometheus_client.Histogram(
             name="textclf_batch_requests",
             documentation="requests merged into one model call",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         ),
-        "queue_seconds": bentoml.metrics.Histogram(
+        "queue_seconds": prometheus_client.Histogram(
             name="textclf_queue_seconds",
             documentation="how long the oldest request of a model call waited for the model",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         ),
-        "shed": bentoml.metrics.Counter(
+        "shed": prometheus_client.Counter(
             name="textclf_shed_requests",
             documentation="requests answered 503 by load shedding, by reason: queue (waited "
             "longer than serve.batching.max_queue_ms), concurrency (over serve.max_concurrency), "
             "model_timeout (the model call ran past serve.model_timeout_ms)",
             labelnames=["reason"],
         ),
-        "model_timeouts": bentoml.metrics.Counter(
+        "model_timeouts": prometheus_client.Counter(
             name="textclf_model_timeouts",
             documentation="model calls that ran longer than serve.model_timeout_ms",
         ),
@@ -119,31 +126,33 @@ def _metrics() -> dict[str, Any]:
 @functools.cache
 def _request_metrics() -> RequestMetrics:
     """BentoML's HTTP metrics (turned off in BentoML) with route-only ``endpoint`` labels."""
+    import prometheus_client  # in the worker, as in _metrics()
+
     return RequestMetrics(
-        total=bentoml.metrics.Counter(
+        total=prometheus_client.Counter(
             name="bentoml_service_request_total",
             documentation="Total number of HTTP requests",
             labelnames=REQUEST_LABELS,
         ),
-        duration=bentoml.metrics.Histogram(
+        duration=prometheus_client.Histogram(
             name="bentoml_service_request_duration_seconds",
             documentation="API HTTP request duration in seconds",
             labelnames=REQUEST_LABELS,
             buckets=DURATION_BUCKETS,
         ),
-        in_progress=bentoml.metrics.Gauge(
+        in_progress=prometheus_client.Gauge(
             name="bentoml_service_request_in_progress",
             documentation="Total number of HTTP requests in progress now",
             labelnames=[name for name in REQUEST_LABELS if name != "http_response_code"],
             multiprocess_mode="livesum",
         ),
-        last_request=bentoml.metrics.Gauge(
+        last_request=prometheus_client.Gauge(
             name="bentoml_service_last_request_timestamp_seconds",
             documentation="Timestamp of the last received request",
             labelnames=["service_name", "service_version", "runner_name"],
             multiprocess_mode="mostrecent",
         ),
-        unmatched=bentoml.metrics.Counter(
+        unmatched=prometheus_client.Counter(
             name="textclf_unmatched_requests",
             documentation="requests to a path that is not one of the service's routes "
             "(answered 404 or 405; not labelled by path, so scanners add no series)",
