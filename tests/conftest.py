@@ -66,14 +66,14 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer BERT with a word-level vocabulary, saved to disk."""
-    from textclf.testing import make_tiny_backbone
+    from textclf_dev.toy import make_tiny_backbone
 
     return make_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny")
 
 
 def make_toy_root(root: Path, backbone: Path, rows: int = 300) -> Path:
     """Make ``root`` a working directory: data/toy.csv (``rows`` rows), the backbone at ./tiny."""
-    from textclf.testing import toy_frame
+    from textclf_dev.toy import toy_frame
 
     (root / "data").mkdir(parents=True)
     toy_frame(rows).to_csv(root / "data" / "toy.csv", index=False)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_toy_root, tiny_params
-from textclf.config import Params, parse_params
+from textclf.config.params import Params, parse_params
 from textclf.paths import Paths
 
 # Dropout off and enough epochs that the tiny model learns the toy cue words (macro-F1 > 0.9).

@@ -11,7 +11,7 @@
 # files images/drift.yaml lists (`textclf release context`). The image is named
 # localhost/textclf[-gpu|-drift]:<the workspace's release tag>: the content address of what it
 # ships, so a rebuild of the same content reuses the name and podman's layer cache. A local build
-# for tests and benchmarks: the review builds and pushes in CI (README "Propose, review, merge").
+# for tests and benchmarks: the review builds and pushes in CI (docs/release.md).
 # runner: the review runners' image, images/review-runner.Containerfile over the lock
 # (`textclf release runner-context`), named localhost/textclf-runner:<r- tag>; RUNNER_BASE
 # overrides its BASE (GitHub's actions-runner image, which this machine may not reach).

@@ -27,7 +27,7 @@ RootOpt = Annotated[Path, typer.Option("--root", help="repository root (paths ar
 
 
 def _run_stage(module: Callable[..., Any], params_file: Path, root: Path, **kwargs: Any) -> Any:
-    from textclf.config import load_params
+    from textclf.config.params import load_params
     from textclf.paths import Paths
 
     params = load_params(params_file if params_file.is_absolute() else root / params_file)
@@ -182,9 +182,9 @@ def bench(
     Writes reports/bench.json and reports/bench.md and prints the Markdown;
     a slow figure never fails it. Run it on an otherwise idle machine.
     """
-    from textclf.bench import BenchOptions, run_all
-    from textclf.config import load_params
-    from textclf.paths import Paths
+    from textclf.config.params import load_params
+    from textclf.repo_paths import RepoPaths
+    from textclf_dev.bench import BenchOptions, run_all
 
     options = BenchOptions.for_mode(
         quick,
@@ -198,7 +198,7 @@ def bench(
     if selected is None or "training" in selected:
         loaded = load_params(params if params.is_absolute() else root / params)
     results = run_all(
-        Paths(root),
+        RepoPaths(root),
         model_dir=model_dir,
         quick=quick,
         only=selected,
@@ -315,12 +315,12 @@ def report(
     Reads the files the pipeline stages wrote and the same files committed at --base; also writes
     the verdict to reports/pr/gate.json. Exits 0 whatever the verdict: `textclf gate` fails.
     """
-    from textclf.paths import Paths
+    from textclf.repo_paths import RepoPaths
     from textclf.report.build import build_review, write_review
 
     review = build_review(root, base, max_chars=max_chars)
     target = out if out.is_absolute() else root / out
-    write_review(review, target, Paths(root).gate_verdict)
+    write_review(review, target, RepoPaths(root).gate_verdict)
     cut = "" if review.rows_per_table is None else f"; tables cut to {review.rows_per_table} rows"
     typer.echo(
         f"wrote {target} ({len(review.markdown):,} characters{cut}); gate "
@@ -339,11 +339,11 @@ def gate(base: BaseOpt = None, root: RootOpt = Path()) -> None:
     2: bad input (no such base revision, invalid gate.yaml or params).
     """
     from textclf import io
-    from textclf.paths import Paths
+    from textclf.repo_paths import RepoPaths
     from textclf.report.build import judge
 
     verdict, _, _ = judge(root, base)
-    io.write_json(Paths(root).gate_verdict, verdict.to_json())
+    io.write_json(RepoPaths(root).gate_verdict, verdict.to_json())
     _print_verdict(verdict)
     raise typer.Exit(code=0 if verdict.passed else 1)
 
@@ -352,6 +352,9 @@ def gate(base: BaseOpt = None, root: RootOpt = Path()) -> None:
 def summary(root: RootOpt = Path()) -> None:
     """Print the run's headline figures and where each report is (what `make run` ends with)."""
     from textclf import io
+    from textclf.outputs.evaluate import EvaluateMetrics
+    from textclf.outputs.export import ExportMetrics
+    from textclf.outputs.headline import Run, summary_lines
     from textclf.paths import Paths
 
     paths = Paths(root)
@@ -359,29 +362,14 @@ def summary(root: RootOpt = Path()) -> None:
     def read(path: Path) -> dict[str, Any]:
         return io.read_json(path) if path.is_file() else {}
 
-    ev, ex, dr, sl = (
-        read(p)
-        for p in (paths.metrics, paths.export_metrics, paths.drift_summary, paths.slices_metrics)
-    )
-    if not ev:
+    if not paths.metrics.is_file():
         raise TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`).")
-    lines = [
-        f"test macro-F1 {ev['macro_f1']:.4f} (TF-IDF + LR baseline "
-        f"{ev['baseline']['macro_f1']:.4f}), accuracy {ev['accuracy']:.4f}, "
-        f"ECE {ev['ece']:.4f} on {ev['n']} texts"
-    ]
-    if ex:
-        speed = ", ".join(
-            f"{k.removeprefix('batch_')}: {v['onnx_int8']['speedup_vs_torch']:.2f}x"
-            for k, v in ex["latency"].items()
-            if k != "threads"
-        )
-        lines.append(
-            f"ONNX: fp32 max |logit diff| {ex['fp32']['max_abs_logit_diff']:.1e}; int8 "
-            f"agreement {ex['int8']['agreement']:.4f}, macro-F1 change "
-            f"{-ex['int8']['macro_f1_drop']:+.4f}, {ex['int8']['size_mb']:.0f} MB, "
-            f"speed vs torch by batch size {speed}"
-        )
+    run = Run(
+        evaluate=EvaluateMetrics.read(paths.metrics),
+        export=ExportMetrics.read(paths.export_metrics) if paths.export_metrics.is_file() else None,
+    )
+    lines = summary_lines(run)
+    dr, sl = read(paths.drift_summary), read(paths.slices_metrics)
     if dr:
         lines.append(
             f"drift: {'DETECTED' if dr['drift_detected'] else 'none'} "
@@ -421,7 +409,9 @@ def check_params(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when valid.")] = False,
 ) -> None:
     """Validate params.yaml, gate.yaml and serve.yaml; print them with defaults filled in."""
-    from textclf.config import load_gate, load_params, load_serve
+    from textclf.config.gate import load_gate
+    from textclf.config.params import load_params
+    from textclf.config.serve import load_serve
 
     loaded = {
         "params.yaml": load_params(params).model_dump(),

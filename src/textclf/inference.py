@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from textclf.config import OnnxVariant
+from textclf.config.base import OnnxVariant
 from textclf.data.text import (
     META_FILE,
     TOKENIZER_FILE,

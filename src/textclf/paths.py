@@ -1,4 +1,9 @@
-"""Every path the pipeline reads or writes, in one place, relative to the repository root."""
+"""Every path the pipeline's stages read or write, in one place, relative to the repository root.
+
+Every stage imports this module (``dvc.yaml`` lists it in their deps), so it holds only the
+pipeline's paths: the settings files, benchmarks and review outputs are in
+:mod:`textclf.repo_paths`, and adding one there reruns no stage.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PARAMS_FILE = "params.yaml"
-GATE_FILE = "gate.yaml"
-SERVE_FILE = "serve.yaml"
 
 
 def safe_name(label: str) -> str:
@@ -30,20 +33,6 @@ class Paths:
     @property
     def params(self) -> Path:
         return self.root / PARAMS_FILE
-
-    @property
-    def gate_file(self) -> Path:
-        """The promotion gate's thresholds (outside the pipeline; read from the base branch)."""
-        return self.root / GATE_FILE
-
-    @property
-    def serve_file(self) -> Path:
-        """The service's settings (shipped in the serving image; no stage reads it)."""
-        return self.root / SERVE_FILE
-
-    @property
-    def dvc_lock(self) -> Path:
-        return self.root / "dvc.lock"
 
     # prepare
     @property
@@ -109,15 +98,6 @@ class Paths:
         """Parity (torch vs ONNX), sizes and CPU latency of the exported graphs."""
         return self.root / "reports" / "export" / "metrics.json"
 
-    # benchmarks (outside the DAG: timings depend on the machine)
-    @property
-    def bench_json(self) -> Path:
-        return self.root / "reports" / "bench.json"
-
-    @property
-    def bench_markdown(self) -> Path:
-        return self.root / "reports" / "bench.md"
-
     # explain
     @property
     def explain_summary(self) -> Path:
@@ -167,18 +147,7 @@ class Paths:
         """The DVC pointer of the raw data (its md5 names the data version)."""
         return self.root / "data.dvc"
 
-    # pull-request review (outside the DAG: depends on git state; not committed)
     @property
     def train_curves_dir(self) -> Path:
         """DVCLive step-wise curves: ``train/loss.tsv``, ``val/macro_f1.tsv``, ..."""
         return self.train_reports / "plots" / "metrics"
-
-    @property
-    def pr_report(self) -> Path:
-        """The Markdown review posted as one pull-request comment."""
-        return self.root / "reports" / "pr" / "report.md"
-
-    @property
-    def gate_verdict(self) -> Path:
-        """The promotion gate's verdict (JSON): passed, and every check with its reason."""
-        return self.root / "reports" / "pr" / "gate.json"

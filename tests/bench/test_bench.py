@@ -19,11 +19,12 @@ from typer.testing import CliRunner
 
 from tests.exported import TinyExport
 from textclf import io
-from textclf.bench import BENCHMARKS, BenchOptions, pipeline, run_all, system
-from textclf.bench.child import run_child
 from textclf.cli import app
 from textclf.errors import ArtifactError, ConfigError
 from textclf.paths import Paths
+from textclf.repo_paths import RepoPaths
+from textclf_dev.bench import BENCHMARKS, BenchOptions, pipeline, run_all, system
+from textclf_dev.bench.child import run_child
 
 HEADINGS = {
     "training": "### Training throughput: Lightning loop vs HF Trainer",
@@ -41,8 +42,8 @@ def _close(ratio: float | None, numerator: float, denominator: float) -> None:
 
 def _check_reports(root: Path, results: dict[str, Any], selected: list[str]) -> str:
     """Both reports exist, agree with the returned results, and hold each section."""
-    saved = io.read_json(Paths(root).bench_json)
-    markdown = Paths(root).bench_markdown.read_text(encoding="utf-8")
+    saved = io.read_json(RepoPaths(root).bench_json)
+    markdown = RepoPaths(root).bench_markdown.read_text(encoding="utf-8")
     assert markdown == results["markdown"]
     assert saved["benchmarks"] == selected
     hw = saved["hardware"]
@@ -117,8 +118,8 @@ def test_quick_training_and_inference(bench_root: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "### Summary" in result.stdout
-    saved = io.read_json(Paths(bench_root).bench_json)
-    saved["markdown"] = Paths(bench_root).bench_markdown.read_text(encoding="utf-8")
+    saved = io.read_json(RepoPaths(bench_root).bench_json)
+    saved["markdown"] = RepoPaths(bench_root).bench_markdown.read_text(encoding="utf-8")
     markdown = _check_reports(bench_root, saved, ["training", "inference"])
     _check_training(saved["training"], BenchOptions.for_mode(quick=True))
     _check_inference(saved["inference"])
@@ -165,13 +166,13 @@ def test_errors_name_the_fix(tmp_path: Path, exported: TinyExport) -> None:
         run_all(Paths(tmp_path), only=["training"], params=exported.params)
     with pytest.raises(ConfigError, match="train-steps=0"):
         BenchOptions.for_mode(quick=False, train_steps=0)
-    assert not Paths(tmp_path).bench_json.exists()
+    assert not RepoPaths(tmp_path).bench_json.exists()
 
 
 def test_child_errors_come_back_as_the_same_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found. Fix"):
-        run_child("textclf.config:load_params", {"path": str(tmp_path / "params.yaml")})
-    child = run_child("textclf.bench.system:hardware")
+        run_child("textclf.config.params:load_params", {"path": str(tmp_path / "params.yaml")})
+    child = run_child("textclf_dev.bench.system:hardware")
     assert child["result"]["cores"] >= 1 and child["peak_rss_mb"] > 10
 
 

@@ -29,7 +29,7 @@ def test_bootstrap_refuses_to_overwrite_different_data(tmp_path: Path) -> None:
 
 def test_default_corpus_passes_validation(tmp_path: Path) -> None:
     from tests.conftest import REPO
-    from textclf.config import load_params
+    from textclf.config.params import load_params
     from textclf.data.load import load_dataset
 
     bootstrap(tmp_path)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import tiny_params
-from textclf.config import parse_params
+from textclf.config.params import parse_params
 from textclf.data.load import load_dataset
 from textclf.errors import DataError
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import tiny_params
-from textclf.config import parse_params
+from textclf.config.params import parse_params
 from textclf.data.split import check_class_sizes, dedup_key, deduplicate, min_rows_per_class, split
 from textclf.errors import DataError
 from textclf.paths import Paths
@@ -40,7 +40,7 @@ def test_deduplicate_drops_copies_and_conflicts() -> None:
 
 
 def test_split_is_disjoint_stratified_seeded_and_capped() -> None:
-    from textclf.testing import toy_frame
+    from textclf_dev.toy import toy_frame
 
     df = toy_frame(600).assign(row=range(1, 601))
     params = parse_params(tiny_params(prepare={"max_train_rows": 300, "reference_size": 90}))

@@ -71,7 +71,7 @@ def make_project_repo(
     Returns the root and the params written."""
     from dvc.utils.serialize import modify_yaml
 
-    from textclf.testing import toy_frame
+    from textclf_dev.toy import toy_frame
 
     root = copy_repo(factory.mktemp("repo"))
     overrides = tiny_params(model={"backbone": str(backbone)}, train={"epochs": epochs})
@@ -175,7 +175,7 @@ def test_readme_experiment_commands_rerun_only_what_the_param_feeds(pipeline_rep
     """
     import shlex
 
-    from textclf.config import load_params
+    from textclf.config.params import load_params
 
     run, show, apply = readme_experiment_commands()
     assert run.startswith("dvc exp run -S evaluate.calibration_bins=10 -n ")

@@ -26,9 +26,9 @@ from tests.image.containers import (
     tail,
 )
 from tests.release.conftest import _pipeline_template, pipeline_repo  # noqa: F401 (fixtures)
-from textclf.bench.image import SETUP_FIX, image_size, state_dir
 from textclf.errors import ArtifactError
 from textclf.release.tag import compute
+from textclf_dev.bench.image import SETUP_FIX, image_size, state_dir
 
 # Names of the images these tests build: unique per session, removed at its end.
 SESSION = uuid.uuid4().hex[:8]

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from textclf.bench.image import containers_env
 from textclf.errors import ArtifactError
+from textclf_dev.bench.image import containers_env
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "containers"
@@ -30,7 +30,7 @@ MANIFEST_TYPES = (
 
 
 def load_env(env_file: Path) -> dict[str, str]:
-    """The variables ``source <env_file>`` exports (textclf.bench.image reads them the same way)."""
+    """The variables ``source <env_file>`` exports (read as textclf_dev.bench.image does)."""
     try:
         return containers_env(env_file)
     except ArtifactError as err:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.image.conftest import workspace_image
-from textclf.bench.image import POD_FLAGS, run_image
+from textclf_dev.bench.image import POD_FLAGS, run_image
 
 pytestmark = pytest.mark.image
 

@@ -23,10 +23,10 @@ from tests.deploy.test_runners import CHECKS
 from tests.image.conftest import FIGURES, Archive
 from tests.image.containers import REPO, Podman, tail
 from tests.release.conftest import release
-from textclf.bench.image import image_size
 from textclf.errors import ArtifactError
 from textclf.release import runner
 from textclf.release.registry import digest
+from textclf_dev.bench.image import image_size
 
 pytestmark = pytest.mark.image
 

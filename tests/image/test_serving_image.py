@@ -21,8 +21,8 @@ import pytest
 from tests.image.conftest import FIGURES, workspace_image
 from tests.image.containers import REPO, Podman
 from tests.serving.live import REFUSED, post_oversized
-from textclf.bench.image import Container, probe, run_image
 from textclf.inference import OnnxClassifier
+from textclf_dev.bench.image import Container, probe, run_image
 
 pytestmark = pytest.mark.image
 

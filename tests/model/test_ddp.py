@@ -16,7 +16,7 @@ from textclf.paths import Paths
 BIN = Path(sys.executable).parent
 
 
-# The multi-node launch the README documents, on one node: torchrun starts the processes and
+# The multi-node launch docs/training.md documents, on one node: torchrun starts the processes and
 # sets the rank variables; Lightning reads them instead of spawning its own workers.
 TORCHRUN = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "-m", "textclf"]
 

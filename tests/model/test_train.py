@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_toy_root, tiny_params
 from textclf import io
-from textclf.config import parse_params
+from textclf.config.params import parse_params
 from textclf.data.text import META_FILE, TOKENIZER_FILE, ModelMeta
 from textclf.errors import ArtifactError, ConfigError
 from textclf.paths import Paths

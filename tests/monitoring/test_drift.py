@@ -19,14 +19,14 @@ from tests.conftest import REPO
 from tests.exported import TinyExport
 from textclf import io
 from textclf.cli import app
-from textclf.config import DriftParams
+from textclf.config.drift import DriftParams
 from textclf.monitoring.drift import (
     build_profile,
     compare,
     load_reference_profile,
     save_reference_profile,
 )
-from textclf.testing import toy_frame
+from textclf_dev.toy import toy_frame
 
 # Shipped defaults. With over 1000 reference rows Evidently tests distances (Wasserstein,
 # Jensen-Shannon), not p-values: same-distribution samples stay well below the thresholds, so

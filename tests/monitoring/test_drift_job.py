@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import REPO
 from textclf.cli import app
-from textclf.config import DriftParams
+from textclf.config.drift import DriftParams
 from textclf.errors import ConfigError
 from textclf.monitoring.check import EXIT_CODES, parse_since
 from textclf.monitoring.drift import (
@@ -37,7 +37,7 @@ from textclf.monitoring.drift import (
     scan_traffic,
 )
 from textclf.monitoring.slices import text_features
-from textclf.testing import TOY_LABELS, toy_frame
+from textclf_dev.toy import TOY_LABELS, toy_frame
 
 #: Small enough that a few hundred rows are checked; the sample holds them all.
 PARAMS = DriftParams(min_rows=50, max_rows=2000)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.exported import TinyExport
 from textclf import io
-from textclf.config import SlicesParams
+from textclf.config.slices import SlicesParams
 from textclf.monitoring.slices import (
     has_negation,
     slice_masks,

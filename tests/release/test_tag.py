@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from textclf.devtools.imports import closure as closure_of
 from textclf.errors import ReleaseError
 from textclf.release.git import Tree
 from textclf.release.tag import compute, release_inputs
+from textclf_dev.imports import closure as closure_of
 
 from .conftest import FAKE_LOCK, REPO, commit_all, git, release, shipped_sources, write_yaml
 
@@ -158,7 +158,7 @@ def test_serving_files_change_the_tag(lock_repo: Path, path: str) -> None:
     [
         "src/textclf/report/gate.py",  # the gate and the PR report
         "src/textclf/stages/train.py",  # training code
-        "src/textclf/bench/serving.py",  # a benchmark
+        "src/textclf_dev/bench/serving.py",  # a benchmark
         "src/textclf/new_module.py",  # code the service does not import
         "params.yaml",  # pipeline params: the model outputs carry their effect
         "gate.yaml",

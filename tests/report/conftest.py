@@ -42,7 +42,7 @@ def params_yaml(params: Any) -> str:
 
 def gate_yaml(**gate: Any) -> str:
     """A gate.yaml with the defaults and ``gate`` keys overridden."""
-    from textclf.config import GateParams
+    from textclf.config.gate import GateParams
 
     return yaml.safe_dump(GateParams(**gate).model_dump(), sort_keys=False)
 

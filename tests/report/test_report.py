@@ -110,11 +110,35 @@ def test_improved_model_shows_the_real_deltas_and_passes(
     assert _headline_row(review.markdown, "test macro-F1") == (
         f"| test macro-F1 | {old['macro_f1']:.4f} | **{new['macro_f1']:.4f}** | {delta:+.4f} | 🟢 |"
     )
-    assert _headline_row(review.markdown, "test accuracy").endswith("| +0.0000 | ⚪ |")
+    assert _headline_row(review.markdown, "test accuracy").endswith("| ≈0 | ⚪ |")
     label, row = next(iter(new["per_class"].items()))
     f1_delta = row["f1"] - old["per_class"][label]["f1"]
     assert f"| **{row['f1']:.4f}** | {f1_delta:+.4f} |" in review.markdown
     assert review.verdict.checks[0].value == pytest.approx(delta)
+
+
+@pytest.mark.parametrize(
+    ("change", "delta", "mark"),
+    [
+        (2e-8, "≈0", "⚪"),  # float noise between machines: unchanged, not red
+        (1e-3, "+0.0010", "🔴"),  # a real change in calibration error: worse
+        (-1e-3, "-0.0010", "🟢"),
+    ],
+)
+def test_deltas_below_the_noise_floor_read_as_unchanged(
+    repo: Repo, real_outputs: dict[str, str], change: float, delta: str, mark: str
+) -> None:
+    def shift(metrics: dict[str, Any]) -> None:
+        metrics["ece"] += change
+
+    gate = lenient_gate()
+    _setup(
+        repo,
+        _files(real_outputs, gate=gate),
+        _files(real_outputs, gate=gate, evaluate=edit_json(real_outputs["evaluate"], shift)),
+    )
+    row = _headline_row(build_review(repo.root, env={}).markdown, "expected calibration error")
+    assert row.endswith(f"| {delta} | {mark} |")
 
 
 def test_regressed_model_fails_the_gate_and_says_why(
@@ -290,6 +314,29 @@ def test_a_missing_stage_output_fails_its_check_with_the_fix(
     assert parity.detail == (
         "missing reports/export/metrics.json: run `dvc repro` (the export stage writes it)"
     )
+
+
+def test_an_export_report_without_a_field_fails_the_checks_naming_it(
+    repo: Repo, real_outputs: dict[str, str]
+) -> None:
+    """The gate reads the export report through its typed model: a file without int8.size_mb
+    (written by other code, or edited) fails the parity, latency and size checks, naming the
+    field and the fix; the report still renders."""
+
+    def drop(metrics: dict[str, Any]) -> None:
+        del metrics["int8"]["size_mb"]
+
+    gate = lenient_gate()
+    broken = edit_json(real_outputs["export"], drop)
+    _setup(repo, _files(real_outputs, gate=gate), _files(real_outputs, gate=gate, export=broken))
+    review = build_review(repo.root, env={})
+    for name in ("export parity", "int8 model size"):
+        check = next(c for c in review.verdict.checks if c.name == name)
+        assert not check.passed
+        assert "reports/export/metrics.json is not a valid ExportMetrics report" in check.detail
+        assert "int8.size_mb: Field required" in check.detail
+        assert "rerun `dvc repro export`" in check.detail
+    assert not review.verdict.passed
 
 
 def test_new_and_removed_metrics_and_changed_params_are_listed(

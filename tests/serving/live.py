@@ -1,4 +1,4 @@
-"""Run ``bentoml serve`` for the tests: :class:`textclf.bench.server.BentoServer` in a clean
+"""Run ``bentoml serve`` for the tests: :class:`textclf_dev.bench.server.BentoServer` in a clean
 environment, with its output in a file the test names."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from textclf.bench.server import BentoServer
+from textclf_dev.bench.server import BentoServer
 
 BENTOML = Path(sys.executable).with_name("bentoml")
 # Variables of the parent test process that would change what the server loads or where it

@@ -1,4 +1,4 @@
-"""A real ``bentoml serve`` on 127.0.0.1: HTTP, health, metrics, README calls, fuzz and load."""
+"""A real ``bentoml serve`` on 127.0.0.1: HTTP, health, metrics, documented calls, fuzz, load."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from tests.deploy.conftest import BENTOML_REQUEST_LABELS
 from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
 from tests.serving.live import REFUSED, post_oversized, serving
-from textclf.bench.server import BentoServer
 from textclf.inference import OnnxClassifier
-from textclf.testing import toy_frame
+from textclf_dev.bench.server import BentoServer
+from textclf_dev.toy import toy_frame
 
 TARGET = "textclf.serving.service:TextClassifier"
-README = Path(__file__).resolve().parents[2] / "README.md"
+SERVING_DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 CLIENTS, REQUESTS, LOAD_LIMIT_S = 16, 320, 120
 ATOL = 1e-6  # served vs in-process probabilities of one text (same graph, other batches)
@@ -219,8 +219,8 @@ def test_a_rejected_request_is_logged_without_its_text(server: BentoServer, live
 
 
 def _readme_commands() -> list[str]:
-    """The shell commands of the README's "Serve the model" section (continuations joined)."""
-    section = README.read_text("utf-8").split("## Serve the model", 1)[1].split("\n## ", 1)[0]
+    """The curl commands of docs/serving.md's "Serve the model" section (continuations joined)."""
+    section = SERVING_DOC.read_text("utf-8").split("## Serve the model", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
     lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
     return [ln.strip() for ln in lines if ln.strip().startswith("curl ")]

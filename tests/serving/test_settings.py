@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from textclf.config.serve import SERVE_FILE
 from textclf.errors import ConfigError
-from textclf.paths import SERVE_FILE
 from textclf.serving.settings import find_root, load_settings, read_serve_params
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from typing import Any, get_args
 import pytest
 
 from tests.serving.conftest import SERVE
-from textclf.config import TrafficLogParams
+from textclf.config.serve import TrafficLogParams
 from textclf.errors import ConfigError
 from textclf.monitoring.slices import text_features
 from textclf.serving.settings import load_settings

@@ -13,15 +13,16 @@ import pytest
 
 from tests.conftest import tiny_params
 from tests.exported import TinyExport, export_params
-from textclf import io
-from textclf.config import ExportParams, parse_params
+from textclf import io, quantize
+from textclf.config.export import ExportParams
+from textclf.config.params import parse_params
+from textclf.data.prepared import read_split
 from textclf.errors import ArtifactError, ConfigError
 from textclf.inference import GRAPH_FILES, OnnxClassifier, model_version
 from textclf.latency import padded_batches
 from textclf.paths import Paths
 from textclf.stages import export
 from textclf.stages.prepare import file_md5
-from textclf.stages.train import read_split
 
 TEXTS = [
     "great",
@@ -87,7 +88,8 @@ def test_the_same_model_exports_to_the_same_bytes_in_any_checkout(
     """No absolute paths or other per-run data in the graphs: their md5 in dvc.lock (and so the
     release tag) depends on the model only."""
     from textclf.models.predict import load_trained
-    from textclf.stages.export import export_onnx, quantize_int8
+    from textclf.quantize import quantize_int8
+    from textclf.stages.export import export_onnx
 
     model, encoder = load_trained(exported.paths.model_dir)
     digests = []
@@ -145,10 +147,10 @@ def test_int8_can_keep_the_feed_forward_down_projections_fp32(
     exported: TinyExport, tmp_path: Path
 ) -> None:
     fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
-    keep = export.ffn_down_projections(fp32)
+    keep = quantize.ffn_down_projections(fp32)
     assert len(keep) == LAYERS  # one down-projection per layer, nothing else narrows
     cfg = export_params(int8_fp32_ffn_down=True).export
-    int8 = export.quantize_int8(fp32, tmp_path / "model.int8.onnx", cfg, _calibration(exported))
+    int8 = quantize.quantize_int8(fp32, tmp_path / "model.int8.onnx", cfg, _calibration(exported))
     graph = onnx.load(str(int8), load_external_data=False).graph
     ops = [n.op_type for n in graph.node]
     assert ops.count("MatMulInteger") == 5 * LAYERS + 2
@@ -168,7 +170,7 @@ def test_int8_ignores_files_in_the_working_directory(
     out = tmp_path / "out"
     out.mkdir()
     fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
-    export.quantize_int8(
+    quantize.quantize_int8(
         fp32, out / "model.int8.onnx", exported.params.export, _calibration(exported)
     )
     assert sorted(p.name for p in out.iterdir()) == ["model.int8.onnx"]
@@ -177,16 +179,18 @@ def test_int8_ignores_files_in_the_working_directory(
 def test_smoothing_scales_shrink_outlier_channels_by_powers_of_two() -> None:
     channel_max = np.array([1.0, 0.5, 1.0, 2.0, 16.0, 10.0, 0.0], dtype=np.float32)  # median 1
     np.testing.assert_array_equal(
-        export.smoothing_scales(channel_max, 0.5), [1, 1, 1, 1, 4, 4, 1]
+        quantize.smoothing_scales(channel_max, 0.5), [1, 1, 1, 1, 4, 4, 1]
     )  # 10 ** 0.5 = 3.2 -> 4
-    np.testing.assert_array_equal(export.smoothing_scales(channel_max, 1.0), [1, 1, 1, 2, 16, 8, 1])
-    np.testing.assert_array_equal(export.smoothing_scales(np.zeros(4), 0.5), np.ones(4))
+    np.testing.assert_array_equal(
+        quantize.smoothing_scales(channel_max, 1.0), [1, 1, 1, 2, 16, 8, 1]
+    )
+    np.testing.assert_array_equal(quantize.smoothing_scales(np.zeros(4), 0.5), np.ones(4))
 
 
 def test_smoothing_keeps_the_fp32_function(exported: TinyExport, tmp_path: Path) -> None:
     fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
     smoothed = tmp_path / "smoothed.onnx"
-    assert export.smooth_feed_forward(fp32, smoothed, _calibration(exported), 1.0) == 2 * LAYERS
+    assert quantize.smooth_feed_forward(fp32, smoothed, _calibration(exported), 1.0) == 2 * LAYERS
     scales = [
         onnx.numpy_helper.to_array(init)
         for init in onnx.load(str(smoothed)).graph.initializer
@@ -203,7 +207,7 @@ def test_smoothing_keeps_the_fp32_function(exported: TinyExport, tmp_path: Path)
 
 def _run_to(graph_file: Path, tensor: str, batch: dict[str, np.ndarray]) -> np.ndarray:
     """The value of ``tensor`` inside the graph for ``batch``."""
-    probe = export.with_outputs(onnx.load(str(graph_file)), [tensor])
+    probe = quantize.with_outputs(onnx.load(str(graph_file)), [tensor])
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     return np.asarray(session.run([tensor], batch)[0])
 
@@ -226,14 +230,14 @@ def test_smoothing_rescues_int8_from_an_outlier_channel(
             layer.output.dense.weight[:, 0] /= 1024
     fp32 = export.export_onnx(model, encoder, tmp_path / "model.onnx", exported.params.export.opset)
     graph = onnx.load(str(fp32), load_external_data=False).graph
-    down = export.ffn_down_projections(fp32)[0]
+    down = quantize.ffn_down_projections(fp32)[0]
     (output,) = (n.output[0] for n in graph.node if n.name == down)
     batch = encoder(TEXTS)
     expected = _run_to(fp32, output, batch)
     errors = {}
     for alpha in (0.0, 0.5):
         cfg = export_params(int8_smooth_alpha=alpha).export
-        int8 = export.quantize_int8(
+        int8 = quantize.quantize_int8(
             fp32, tmp_path / f"int8-{alpha}.onnx", cfg, _calibration(exported)
         )
         got = _run_to(int8, output, batch)

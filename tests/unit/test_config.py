@@ -11,7 +11,9 @@ from pydantic import BaseModel
 
 from tests.conftest import REPO, tiny_params
 from textclf import yamlio
-from textclf.config import GateParams, Params, ServeParams, load_params, parse_params
+from textclf.config.gate import GateParams
+from textclf.config.params import Params, load_params, parse_params
+from textclf.config.serve import ServeParams
 from textclf.errors import ConfigError
 
 

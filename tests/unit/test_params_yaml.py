@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 from textclf import yamlio
-from textclf.config import load_params
+from textclf.config.params import load_params
 
 
 def leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -8,7 +8,7 @@ import subprocess
 import yaml
 
 from tests.conftest import REPO
-from textclf.config import Params, load_params
+from textclf.config.params import Params, load_params
 
 
 def _stages() -> dict:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from textclf.paths import Paths
+from textclf.repo_paths import RepoPaths
 
 BIN = Path(sys.executable).parent
 WORKFLOW_DIR = REPO / ".github" / "workflows"
@@ -564,7 +564,7 @@ def test_artifacts_flow_from_job_to_job() -> None:
     assert set(uploads("judge")) == {"model-review"} and downloads("comment") == {"model-review"}
     for job, name in (("pull", "review-inputs"), ("repro", "review-outputs")):
         assert uploads(job)[name]["include-hidden-files"] is True  # .dvc/cache is hidden
-    report = Paths().pr_report.as_posix()
+    report = RepoPaths().pr_report.as_posix()
     posted = next(r for r in runs(jobs["comment"]) if r.startswith("cml comment update"))
     assert posted.endswith(f"review/{report}")
     assert f"pr/{report}".startswith(tuple(uploads("judge")["model-review"]["path"].split()))

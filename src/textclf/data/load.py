@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from textclf.config import DataParams
+from textclf.config.data import DataParams
+from textclf.data.prepared import LABEL, ROW, TEXT
 from textclf.errors import DataError
 
-TEXT, LABEL, ROW = "text", "label", "row"
 _MAX_LISTED = 10
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from textclf.config import PrepareParams
-from textclf.data.load import LABEL, TEXT
+from textclf.config.data import PrepareParams
+from textclf.data.prepared import LABEL, TEXT
 from textclf.errors import DataError
 
 _SPACE = re.compile(r"\s+")

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from textclf.data.load import LABEL, TEXT
+from textclf.data.prepared import LABEL, TEXT
 from textclf.data.text import TextEncoder
 
 # One example: token ids (unpadded) and the label index; ``collate`` pads a batch of them.

@@ -175,13 +175,14 @@ def drift_check_cmd(
     2 = the check failed (missing or unreadable reference, missing traffic directory or no
     traffic logs in it, bad option or params).
     """
-    from textclf.config import load_params
+    from textclf.config.base import load_section
+    from textclf.config.drift import DriftParams
     from textclf.monitoring.drift import default_reference
     from textclf.monitoring.drift import drift_check as check
 
     now = datetime.now(UTC)
     start = parse_since(since, now) if since is not None else None
-    cfg = load_params(params).drift if params is not None else None
+    cfg = load_section(params, "drift", DriftParams) if params is not None else None
     summary = check(traffic_dir, reference or default_reference(), cfg, out, since=start, now=now)
     print_json(summary)
     if pushgateway:

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from textclf import io
-from textclf.config import DriftParams, validate
+from textclf.config.base import validate
+from textclf.config.drift import DriftParams
 from textclf.errors import ConfigError, DataError
 from textclf.monitoring.slices import FLAG_FAMILIES, text_features
 

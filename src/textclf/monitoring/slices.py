@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from textclf import text_features as tf
-from textclf.config import SlicesParams
+from textclf.config.slices import SlicesParams
 from textclf.text_features import FLAG_FAMILIES
 
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")

@@ -122,7 +122,7 @@ def image_root(definition: str) -> str:
     return BENTO_ROOT if definition.startswith("bentofile") else "app"
 
 
-def verify_archive(
+def verify_archive(  # noqa: C901, PLR0912  one branch per way an archive can be wrong, each with its own message
     root: Path,
     variant: str,
     archive: Path,

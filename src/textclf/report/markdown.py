@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from textclf.outputs import headline
+
 ZWSP = "\u200b"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 # An @mention (user or org/team) or a #123 / owner/repo#123 reference GitHub would act on.
@@ -44,44 +46,13 @@ def code(text: object) -> str:
 
 
 def fmt(value: object) -> str:
-    """A number for a table: 4 decimals below 10, fewer above; other values as text; None as —."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A number as :func:`textclf.outputs.headline.fmt` writes it; other values escaped."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         return esc(value)
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    if not math.isfinite(value):
-        return str(value)
-    magnitude = abs(value)
-    if magnitude != 0 and magnitude < 1e-3:
-        return f"{value:.2e}"
-    if magnitude < 10:
-        return f"{value:.4f}"
-    if magnitude < 1000:
-        return f"{value:.2f}"
-    return f"{value:,.0f}"
+    return headline.fmt(value)
 
 
-def signed(value: float | None) -> str:
-    """A signed difference, or — when unknown."""
-    if value is None:
-        return "—"
-    if value != 0 and abs(value) < 1e-3:
-        return f"{value:+.2e}"
-    return f"{value:+.4f}" if abs(value) < 10 else f"{value:+.2f}"
-
-
-def trend(
-    new: float | None, old: float | None, higher_is_better: bool | None, tolerance: float = 1e-9
-) -> str:
-    """🟢 better, 🔴 worse, ⚪ unchanged (or no direction), blank when a side is unknown."""
-    if new is None or old is None:
-        return ""
-    diff = new - old
-    if abs(diff) <= tolerance or higher_is_better is None:
-        return "⚪"
-    return "🟢" if (diff > 0) == higher_is_better else "🔴"
+signed = headline.signed
 
 
 @dataclass

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from textclf.config import DriftParams, ExportParams, GateParams, ModelT, SlicesParams, validate
+from textclf.config.base import ModelT, validate
+from textclf.config.drift import DriftParams
+from textclf.config.export import ExportParams
+from textclf.config.gate import GateParams
+from textclf.config.slices import SlicesParams
 from textclf.errors import ConfigError
 from textclf.report.sources import Snapshot, data_md5, flatten, sources
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from textclf.outputs.headline import FIGURES, SCORE_NOISE, SIZE_NOISE_MB, TIME_NOISE
 from textclf.report.gate import Verdict, unavailable
 from textclf.report.markdown import (
     Table,
@@ -17,7 +18,6 @@ from textclf.report.markdown import (
     esc,
     fmt,
     signed,
-    trend,
     xychart,
 )
 from textclf.report.policy import Change, gate_changes, split_changes
@@ -52,44 +52,6 @@ class Context:
     max_rows: int | None
     env: Mapping[str, str]
     head: str = "this branch"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A headline metric: where it is and which direction is better (None: neither)."""
-
-    label: str
-    key: str
-    paths: tuple[str, ...]
-    higher_is_better: bool | None
-
-
-HEADLINE = (
-    Metric("test macro-F1", "evaluate", ("macro_f1",), True),
-    Metric("test accuracy", "evaluate", ("accuracy",), True),
-    Metric("test weighted-F1", "evaluate", ("weighted_f1",), True),
-    Metric("expected calibration error", "evaluate", ("ece",), False),
-    Metric("log-loss", "evaluate", ("log_loss",), False),
-    Metric("TF-IDF baseline macro-F1", "evaluate", ("baseline.macro_f1",), None),
-    Metric("macro-F1 over baseline", "evaluate", ("macro_f1_over_baseline",), True),
-    Metric(
-        "best validation macro-F1",
-        "train",
-        ("best.val_macro_f1",),
-        True,
-    ),
-    Metric("training time (s)", "train", ("run.train_seconds",), None),
-    Metric("int8 test macro-F1", "export", ("int8.macro_f1",), True),
-    Metric("int8 size (MB)", "export", ("int8.size_mb",), False),
-    Metric(
-        "int8 p95 latency, batch 1 (ms)", "export", ("latency.batch_1.onnx_int8.p95_ms",), False
-    ),
-)
-
-
-def _value(snapshot: Snapshot, key: str, paths: tuple[str, ...]) -> float | None:
-    flat = numeric_leaves(snapshot.json(key))
-    return next((flat[p] for p in paths if p in flat), None)
 
 
 def _diff(new: float | None, old: float | None) -> float | None:
@@ -208,23 +170,29 @@ def metrics_section(ctx: Context) -> list[str]:
             "",
         ]
     table = Table(["metric", "base", "this PR", "Δ", ""])
-    for m in HEADLINE:
-        new, old = _value(ctx.new, m.key, m.paths), _value(ctx.base, m.key, m.paths)
+    new_run, base_run = ctx.new.run(), ctx.base.run()
+    for figure in FIGURES:
+        new, old = figure.value(new_run), figure.value(base_run)
         if new is None and old is None:
             continue
         table.rows.append(
             [
-                m.label,
+                figure.label,
                 fmt(old),
                 f"**{fmt(new)}**",
-                signed(_diff(new, old)),
-                trend(new, old, m.higher_is_better),
+                figure.delta(new, old),
+                figure.trend(new, old),
             ]
         )
     if not table.rows:
         return [*lines, f"No metrics yet: {unavailable(ctx.new, 'evaluate')}."]
     lines += table.render()
-    lines += ["", "🟢 better, 🔴 worse, ⚪ unchanged or no preferred direction."]
+    lines += [
+        "",
+        "🟢 better, 🔴 worse, ⚪ unchanged or no preferred direction; ≈0: a change below the "
+        f"noise floor ({SCORE_NOISE:g} for scores, {TIME_NOISE:.0%} for timings, "
+        f"{SIZE_NOISE_MB:g} MB for sizes), read as unchanged.",
+    ]
     lines += _metric_chart(ctx)
     lines += ["", *details("All metrics (base vs this PR)", _all_metrics(ctx))]
     return lines
@@ -507,62 +475,55 @@ def drift_section(ctx: Context) -> list[str]:
 
 def export_section(ctx: Context) -> list[str]:
     """ONNX parity, sizes and latency, with the base's figures."""
-    export = ctx.new.json("export")
-    if not isinstance(export, dict):
+    export = ctx.new.run().export
+    if export is None:
         return [
             "### Export: parity, size, latency",
             "",
             f"Not available: {unavailable(ctx.new, 'export')}.",
         ]
-    old = ctx.base.json("export") or {}
-    fp32, int8 = export.get("fp32") or {}, export.get("int8") or {}
+    old = ctx.base.run().export
     parity = next((c for c in ctx.verdict.checks if c.name == "export parity"), None)
+    n_test = getattr(export, "n_test", None)
     lines = [
         "### Export: parity, size, latency",
         "",
-        f"{'✅' if parity and parity.passed else '❌'} parity on {fmt(export.get('n_test'))} "
-        f"test texts: fp32 max |Δlogit| {fmt(fp32.get('max_abs_logit_diff'))}; int8 agrees "
-        f"with torch on {fmt(int8.get('agreement'))}, macro-F1 drop "
-        f"{signed(int8.get('macro_f1_drop'))} (gate: {esc(parity.detail if parity else '—')}).",
+        f"{'✅' if parity and parity.passed else '❌'} parity on {fmt(n_test)} "
+        f"test texts: fp32 max |Δlogit| {fmt(export.fp32.max_abs_logit_diff)}; int8 agrees "
+        f"with torch on {fmt(export.int8.agreement)}, macro-F1 drop "
+        f"{signed(export.int8.macro_f1_drop)} (gate: {esc(parity.detail if parity else '—')}).",
         "",
     ]
+    size = next(f for f in FIGURES if f.label == "int8 size (MB)")
     sizes = Table(["model", "size (MB)", "base", "Δ"])
     for name in ("torch", "fp32", "int8"):
-        new_size = (export.get(name) or {}).get("size_mb")
-        old_size = (old.get(name) or {}).get("size_mb")
-        if new_size is not None:
-            sizes.rows.append(
-                [name, fmt(new_size), fmt(old_size), signed(_diff(new_size, old_size))]
-            )
+        new_size = getattr(export, name).size_mb
+        old_size = getattr(old, name).size_mb if old else None
+        sizes.rows.append([name, fmt(new_size), fmt(old_size), size.delta(new_size, old_size)])
     lines += sizes.render()
-    latency = export.get("latency") or {}
-    old_latency = old.get("latency") or {}
+    old_latency = old.latency_by_batch() if old else {}
     table = Table(
         ["batch", "engine", "p50 ms", "p95 ms", "base p95 ms", "texts/s", "vs torch"],
         align="rlrrrrr",
     )
-    for batch, engines in latency.items():
-        if not isinstance(engines, dict):
-            continue
-        for engine, t in engines.items():
-            old_p95 = ((old_latency.get(batch) or {}).get(engine) or {}).get("p95_ms")
-            speedup = t.get("speedup_vs_torch")
+    for batch, engines in export.latency_by_batch().items():
+        for engine, row in engines.items():
+            before = old_latency.get(batch, {}).get(engine)
             table.rows.append(
                 [
-                    esc(batch.removeprefix("batch_")),
+                    str(batch),
                     esc(engine),
-                    fmt(t.get("p50_ms")),
-                    fmt(t.get("p95_ms")),
-                    fmt(old_p95),
-                    fmt(t.get("texts_per_s")),
-                    "—" if speedup is None else f"{speedup:.2f}×",
+                    fmt(row.p50_ms),
+                    fmt(row.p95_ms),
+                    fmt(before.p95_ms if before else None),
+                    fmt(row.texts_per_s),
+                    "—" if row.speedup_vs_torch is None else f"{row.speedup_vs_torch:.2f}×",
                 ]
             )
     if table.rows:
-        threads = latency.get("threads")
         lines += [
             "",
-            f"CPU latency ({fmt(threads)} threads; timings depend on the runner):",
+            f"CPU latency ({fmt(export.threads)} threads; timings depend on the runner):",
             "",
             *table.render(ctx.max_rows, "timings"),
         ]

@@ -10,14 +10,19 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from textclf import io, yamlio
 from textclf.errors import ConfigError, TextclfError
 from textclf.gitcmd import run_git
-from textclf.paths import Paths
+from textclf.outputs.base import Report
+from textclf.outputs.evaluate import EvaluateMetrics
+from textclf.outputs.export import ExportMetrics
+from textclf.outputs.headline import Run
+from textclf.repo_paths import RepoPaths
 
 DEFAULT_BASES = ("origin/main", "main")
+ReportT = TypeVar("ReportT", bound=Report)
 CURVES = ("train/loss", "val/loss", "val/macro_f1", "val/accuracy")
 
 
@@ -34,9 +39,9 @@ class Source:
     stage: str
 
 
-def sources(paths: Paths | None = None) -> dict[str, Source]:
+def sources(paths: RepoPaths | None = None) -> dict[str, Source]:
     """Every file the report and the gate read, by key (paths relative to the repository root)."""
-    p = paths or Paths()
+    p = paths or RepoPaths()
 
     def rel(path: Path) -> str:
         return path.relative_to(p.root).as_posix()
@@ -118,6 +123,27 @@ class Snapshot:
         except json.JSONDecodeError as err:
             self.errors.append(f"{self.label}: {sources()[key].path} is not valid JSON ({err})")
             return None
+
+    def report(self, key: str, model: type[ReportT]) -> ReportT | None:
+        """A source read through its typed model, or None when missing or invalid (noted in
+        errors, with the fix)."""
+        raw = self.json(key)
+        if raw is None:
+            return None
+        try:
+            return model.parse(raw, f"{self.label}: {sources()[key].path}")
+        except TextclfError as err:
+            self.errors.append(str(err))
+            return None
+
+    def run(self) -> Run:
+        """The typed reports the headline figures read."""
+        train = self.json("train")
+        return Run(
+            evaluate=self.report("evaluate", EvaluateMetrics),
+            export=self.report("export", ExportMetrics),
+            train=train if isinstance(train, dict) else None,
+        )
 
     def yaml(self, key: str) -> Any:
         """The parsed YAML (1.2, as DVC reads it) of a source, or None when missing or unreadable.

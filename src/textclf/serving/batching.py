@@ -213,7 +213,9 @@ class Batcher(Generic[R]):
             _notify(self.on_batch, BatchStats(len(batch), size, now - batch[0].enqueued))
         return batch
 
-    async def _call(self, state: _LoopState[R], batch: list[_Job[R]]) -> None:
+    async def _call(  # noqa: C901  the outcomes of one model call (result, timeout, error, cancel) in one place
+        self, state: _LoopState[R], batch: list[_Job[R]]
+    ) -> None:
         """Run one model call; its slot is released when the model thread returns."""
         loop, executor = state.loop, state.executor
         texts = [text for job in batch for text in job.texts]

@@ -30,7 +30,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from textclf.config import REQUEST_TIMEOUT_S
+from textclf.config.serve import REQUEST_TIMEOUT_S
 from textclf.inference import OnnxClassifier
 from textclf.serving.batching import Batcher, BatchStats, ModelTimeoutError, OverloadedError
 from textclf.serving.middleware import (

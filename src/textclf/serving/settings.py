@@ -15,9 +15,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from textclf import yamlio
-from textclf.config import ONNX_VARIANTS, ServeParams, format_validation_error
+from textclf.config.base import ONNX_VARIANTS, format_validation_error
+from textclf.config.serve import SERVE_FILE, ServeParams
 from textclf.errors import ConfigError
-from textclf.paths import SERVE_FILE, Paths
+from textclf.paths import Paths
 from textclf.serving.traffic import HASH_KEY_ENV, MIN_HASH_KEY_BYTES, TEXT_MODES
 
 ENV_MODEL_DIR = "TEXTCLF_MODEL_DIR"

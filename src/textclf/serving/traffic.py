@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from textclf.config import TrafficLogParams
+from textclf.config.serve import TrafficLogParams
 from textclf.errors import ConfigError
 from textclf.text_features import describe
 

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from textclf import io
-from textclf.config import Params
-from textclf.errors import ArtifactError
+from textclf.config.model import ModelParams
+from textclf.config.train import TrainParams
+from textclf.outputs.evaluate import EvaluateMetrics
+from textclf.outputs.export import ExportMetrics
+from textclf.outputs.headline import FIGURES, Run, fmt, summary_lines
 from textclf.paths import Paths
 
 NA = "not available"
+
+
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def model(self) -> ModelParams: ...
+
+    @property
+    def train(self) -> TrainParams: ...
 
 
 def _read(path: Path) -> Any:
@@ -27,7 +40,7 @@ def data_dvc_md5(path: Path) -> str | None:
 
 
 def _f(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, int | float) else NA
+    return fmt(value, digits) if isinstance(value, int | float) else NA
 
 
 def _missing(what: str, stage: str) -> list[str]:
@@ -59,7 +72,7 @@ def _data(prep: dict[str, Any] | None, dvc_md5: str | None) -> list[str]:
     return [*lines, ""]
 
 
-def _training(params: Params, live: dict[str, Any] | None) -> list[str]:
+def _training(params: Inputs, live: dict[str, Any] | None) -> list[str]:
     m, t = params.model, params.train
     lines = [
         "## Training",
@@ -81,24 +94,28 @@ def _training(params: Params, live: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def _metrics(metrics: dict[str, Any]) -> list[str]:
-    base = metrics.get("baseline", {})
+def _headline(run: Run) -> list[str]:
+    """The same figures, labels and formatting as `textclf summary` and the PR review."""
+    lines = ["## Headline", "", *summary_lines(run), "", "| figure | value |", "|---|---:|"]
+    lines += [f"| {f.label} | {fmt(f.value(run))} |" for f in FIGURES if f.value(run) is not None]
+    return [*lines, ""]
+
+
+def _metrics(metrics: EvaluateMetrics) -> list[str]:
+    base = metrics.baseline
     lines = ["## Test metrics", "", "| metric | model | TF-IDF + LR baseline |", "|---|---:|---:|"]
     for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "log_loss"):
-        lines.append(f"| {key} | {_f(metrics.get(key))} | {_f(base.get(key))} |")
+        lines.append(f"| {key} | {_f(getattr(metrics, key))} | {_f(getattr(base, key))} |")
     lines += [
         "",
-        f"Macro-F1 over the baseline: {_f(metrics.get('macro_f1_over_baseline'), 4)} "
-        f"on {metrics.get('n', NA)} test texts.",
+        f"Macro-F1 over the baseline: {_f(metrics.macro_f1_over_baseline, 4)} "
+        f"on {metrics.n} test texts.",
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---:|---:|---:|---:|",
     ]
-    for label, c in metrics.get("per_class", {}).items():
-        lines.append(
-            f"| {label} | {_f(c['precision'])} | {_f(c['recall'])} | {_f(c['f1'])} | "
-            f"{c['support']} |"
-        )
+    for label, c in metrics.per_class.items():
+        lines.append(f"| {label} | {_f(c.precision)} | {_f(c.recall)} | {_f(c.f1)} | {c.support} |")
     return [*lines, ""]
 
 
@@ -147,35 +164,31 @@ def _explain(summary: dict[str, Any] | None, shown: int = 8) -> list[str]:
     return [*lines, ""]
 
 
-def _export(metrics: dict[str, Any] | None) -> list[str]:
+def _export(metrics: ExportMetrics | None) -> list[str]:
     lines = ["## ONNX parity, size and latency", ""]
     if metrics is None:
         return lines + _missing("Export metrics", "export")
     lines += [
         "| graph | macro-F1 | agreement with torch | max abs logit diff | size (MB) |",
         "|---|---:|---:|---:|---:|",
-        f"| torch | {_f(metrics.get('torch', {}).get('macro_f1'))} | – | – | "
-        f"{_f(metrics.get('torch', {}).get('size_mb'), 1)} |",
+        f"| torch | {_f(metrics.torch.macro_f1)} | – | – | {_f(metrics.torch.size_mb, 1)} |",
     ]
-    for variant in ("fp32", "int8"):
-        v = metrics.get(variant, {})
+    for variant, g in (("fp32", metrics.fp32), ("int8", metrics.int8)):
         lines.append(
-            f"| onnx {variant} | {_f(v.get('macro_f1'))} | {_f(v.get('agreement'))} | "
-            f"{_f(v.get('max_abs_logit_diff'), 6)} | {_f(v.get('size_mb'), 1)} |"
+            f"| onnx {variant} | {_f(g.macro_f1)} | {_f(g.agreement)} | "
+            f"{_f(g.max_abs_logit_diff, 6)} | {_f(g.size_mb, 1)} |"
         )
-    gates = metrics.get("gates", {})
-    lines += ["", f"Parity gates passed: {gates.get('passed', NA)}.", ""]
-    latency = {k: v for k, v in metrics.get("latency", {}).items() if isinstance(v, dict)}
+    lines += ["", f"Parity gates passed: {metrics.gates.passed}.", ""]
+    latency = metrics.latency_by_batch()
     if latency:
         lines += ["| batch | engine | p50 ms | p95 ms | texts/s |", "|---|---|---:|---:|---:|"]
         for batch, engines in latency.items():
             for engine, row in engines.items():
                 lines.append(
-                    f"| {batch.removeprefix('batch_')} | {engine} | "
-                    f"{_f(row.get('p50_ms'), 2)} | {_f(row.get('p95_ms'), 2)} | "
-                    f"{_f(row.get('texts_per_s'), 1)} |"
+                    f"| {batch} | {engine} | {_f(row.p50_ms, 2)} | {_f(row.p95_ms, 2)} | "
+                    f"{_f(row.texts_per_s, 1)} |"
                 )
-        lines += ["", f"CPU threads: {metrics['latency'].get('threads', NA)}.", ""]
+        lines += ["", f"CPU threads: {metrics.threads or NA}.", ""]
     return lines
 
 
@@ -194,8 +207,8 @@ def _drift(summary: dict[str, Any] | None) -> list[str]:
 
 
 def _limitations(
-    params: Params,
-    metrics: dict[str, Any],
+    params: Inputs,
+    metrics: EvaluateMetrics,
     slices: dict[str, Any] | None,
     prep: dict[str, Any] | None,
 ) -> list[str]:
@@ -206,10 +219,10 @@ def _limitations(
         "only the domain and language of its training data"
         + (f" (`{prep['source']}`)" if prep else "")
         + "; other text may score worse.",
-        f"- Calibration: expected calibration error {_f(metrics.get('ece'))}; treat "
+        f"- Calibration: expected calibration error {_f(metrics.ece)}; treat "
         "probabilities as scores unless that is small.",
     ]
-    support = {k: v["support"] for k, v in metrics.get("per_class", {}).items()}
+    support = {k: v.support for k, v in metrics.per_class.items()}
     if support:
         rare = min(support, key=lambda k: support[k])
         lines.append(
@@ -228,13 +241,13 @@ def _limitations(
     return [*lines, ""]
 
 
-def render_card(params: Params, paths: Paths) -> str:
+def render_card(params: Inputs, paths: Paths) -> str:
     """The model card as Markdown, from the files the pipeline wrote under ``paths``."""
-    metrics = _read(paths.metrics)
-    if metrics is None:
-        raise ArtifactError(f"{paths.metrics} is missing. Fix: run `dvc repro evaluate`.")
+    metrics = EvaluateMetrics.read(paths.metrics)  # missing or invalid: the error names the fix
+    export = ExportMetrics.read(paths.export_metrics) if paths.export_metrics.is_file() else None
+    live = _read(paths.train_reports / "metrics.json")
     prep, slices = _read(paths.data_summary), _read(paths.slices_metrics)
-    labels = list(metrics.get("per_class", {}))
+    labels = list(metrics.per_class)
     lines = [
         f"# Model card: {' / '.join(labels)} text classifier",
         "",
@@ -249,18 +262,19 @@ def render_card(params: Params, paths: Paths) -> str:
         "serving API returns them with the predicted label.",
         "",
     ]
+    lines += _headline(Run(evaluate=metrics, export=export, train=live))
     lines += _data(prep, data_dvc_md5(paths.data_dvc))
-    lines += _training(params, _read(paths.train_reports / "metrics.json"))
+    lines += _training(params, live)
     lines += _metrics(metrics)
     lines += _slices(slices)
     lines += _explain(_read(paths.explain_summary))
-    lines += _export(_read(paths.export_metrics))
+    lines += _export(export)
     lines += _drift(_read(paths.drift_summary))
     lines += _limitations(params, metrics, slices, prep)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def run(params: Params, paths: Paths) -> dict[str, Any]:
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Write ``reports/model_card.md``; return its path and size."""
     text = render_card(params, paths)
     io.write_text(paths.model_card, text)

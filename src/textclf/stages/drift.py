@@ -8,15 +8,22 @@ recorded production traffic against.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from textclf.config import Params
+from textclf.config.drift import DriftParams
+from textclf.data.prepared import read_labels, read_split
 from textclf.monitoring.drift import build_profile, compare, save_reference_profile, write_outputs
 from textclf.paths import Paths
-from textclf.stages.train import read_labels, read_split
 
 
-def run(params: Params, paths: Paths) -> dict[str, Any]:
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def drift(self) -> DriftParams: ...
+
+
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Compare reference and current data; write the verdict, the HTML and the reference profile."""
     from textclf.inference import load_for_labels
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from textclf import io
-from textclf.config import BaselineParams, Params
-from textclf.data.load import LABEL, TEXT
+from textclf.config.evaluate import BaselineParams, EvaluateParams
+from textclf.data.prepared import LABEL, TEXT, read_labels, read_split
 from textclf.data.text import Normalizer, softmax
 from textclf.errors import ArtifactError
 from textclf.metrics import calibration_table, classification_metrics, confusion, pr_curve
+from textclf.outputs.evaluate import EvaluateMetrics
 from textclf.paths import Paths, safe_name
-from textclf.stages.train import read_labels, read_split
+
+
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def evaluate(self) -> EvaluateParams: ...
 
 
 def baseline_probs(
@@ -45,7 +52,7 @@ def baseline_probs(
     return probs
 
 
-def run(params: Params, paths: Paths) -> dict[str, Any]:
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Score the trained model and the baseline on the test split; write metrics and plots."""
     from textclf.models.predict import load_trained, predict_logits
 
@@ -84,7 +91,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     with io.atomic_path(paths.predictions) as tmp:
         predictions.to_parquet(tmp, index=False)
 
-    io.write_json(paths.metrics, metrics)
+    EvaluateMetrics.model_validate(metrics).write(paths.metrics)  # validated, then written
     io.write_json(paths.eval_dir / "confusion_matrix.json", confusion(y_true, y_pred, labels))
     confusion_rows = pd.DataFrame(
         {"actual": test[LABEL].to_numpy(), "predicted": [labels[i] for i in y_pred]}

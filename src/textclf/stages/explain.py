@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from textclf import io
-from textclf.config import ExplainParams, Params
+from textclf.config.explain import ExplainParams
+from textclf.data.prepared import read_labels, read_split
 from textclf.paths import Paths
 from textclf.shap_text import (
     PredictFn,
@@ -21,7 +22,13 @@ from textclf.shap_text import (
     render_markdown,
     token_importance,
 )
-from textclf.stages.train import read_labels, read_split
+
+
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def explain(self) -> ExplainParams: ...
 
 
 def explain_sample(
@@ -66,7 +73,7 @@ def explain_sample(
     return summary, render_html(explanation, summary, examples)
 
 
-def run(params: Params, paths: Paths) -> dict[str, Any]:
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Explain a seeded test sample with the ONNX model; write JSON, Markdown and HTML."""
     from textclf.inference import load_for_labels
 

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from textclf import io
-from textclf.config import Params
-from textclf.data.load import LABEL, TEXT, load_dataset
+from textclf.config.data import DataParams, PrepareParams
+from textclf.data.load import load_dataset
+from textclf.data.prepared import LABEL, TEXT
 from textclf.data.split import check_class_sizes, deduplicate, split
 from textclf.paths import Paths
 
 SPLITS = ("train", "val", "test", "reference")
+
+
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def data(self) -> DataParams: ...
+
+    @property
+    def prepare(self) -> PrepareParams: ...
 
 
 def file_md5(path: Path) -> str:
@@ -37,7 +48,7 @@ def _describe(frame: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def run(params: Params, paths: Paths) -> dict[str, Any]:
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Write the splits, ``labels.json`` and the data summary; return the summary."""
     data, prep = params.data, params.prepare
     raw = load_dataset(paths.root, data)

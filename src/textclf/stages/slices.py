@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from textclf import io
-from textclf.config import Params
+from textclf.config.slices import SlicesParams
+from textclf.data.prepared import read_labels
 from textclf.errors import ArtifactError
 from textclf.monitoring.slices import render_markdown, slice_report
 from textclf.paths import Paths
-from textclf.stages.train import read_labels
 
 COLUMNS = ("text", "label", "prediction")
+
+
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def slices(self) -> SlicesParams: ...
 
 
 def read_predictions(paths: Paths) -> pd.DataFrame:
@@ -31,7 +38,7 @@ def read_predictions(paths: Paths) -> pd.DataFrame:
     return frame
 
 
-def run(params: Params, paths: Paths) -> dict[str, Any]:
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Score every configured slice; write ``reports/slices/metrics.json`` and ``summary.md``."""
     labels = read_labels(paths)
     report = slice_report(read_predictions(paths), labels, params.slices)

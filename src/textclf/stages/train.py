@@ -6,34 +6,28 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import Any, Protocol
 
 from textclf import io
-from textclf.config import Params
+from textclf.config.model import ModelParams
+from textclf.config.train import TrainParams
+from textclf.data.prepared import read_labels, read_split
 from textclf.data.text import ModelMeta, Normalizer, TextEncoder
 from textclf.errors import ArtifactError
 from textclf.paths import Paths
 
 
-def read_labels(paths: Paths) -> list[str]:
-    """The label set written by ``prepare``."""
-    if not paths.labels_file.is_file():
-        raise ArtifactError(f"{paths.labels_file} is missing. Fix: run `dvc repro prepare`.")
-    labels: list[str] = io.read_json(paths.labels_file)["labels"]
-    return labels
+class Inputs(Protocol):
+    """The params sections this stage reads: `dvc.yaml` lists the same (a test checks)."""
+
+    @property
+    def model(self) -> ModelParams: ...
+
+    @property
+    def train(self) -> TrainParams: ...
 
 
-def read_split(paths: Paths, name: str) -> pd.DataFrame:
-    """A split written by ``prepare``."""
-    path = paths.split(name)
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing. Fix: run `dvc repro prepare`.")
-    return pd.read_parquet(path)
-
-
-def run(params: Params, paths: Paths, enable_progress_bar: bool | None = None) -> dict[str, Any]:
+def run(params: Inputs, paths: Paths, enable_progress_bar: bool | None = None) -> dict[str, Any]:
     """Train, then save the best model, tokenizer and ``textclf.json`` to the model directory."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import lightning as L

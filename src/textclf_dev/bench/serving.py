@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from textclf.bench.server import BentoServer
-from textclf.bench.system import tree_memory
 from textclf.latency import format_ratio, ratio, summarize, time_engines
+from textclf_dev.bench.server import BentoServer
+from textclf_dev.bench.system import tree_memory
 
 LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
@@ -107,7 +107,6 @@ def run(
     ``serve_file`` is the serve.yaml the service reads (default: the one the service finds
     itself); ``env`` is added to the server's environment.
     """
-    from textclf.bench.inference import default_texts
     from textclf.inference import OnnxClassifier
     from textclf.serving.settings import (
         ENV_MODEL_DIR,
@@ -116,6 +115,7 @@ def run(
         ENV_VARIANT,
         load_settings,
     )
+    from textclf_dev.bench.inference import default_texts
 
     model_dir = Path(model_dir).resolve()
     levels = levels or ((1, 8) if quick else LEVELS)

@@ -206,10 +206,10 @@ def run(root: Path, quick: bool = False) -> dict[str, Any]:
     Not measured (with the reason and the fix) where podman is not set up or an image is not
     built: timings never fail the benchmarks.
     """
-    from textclf.bench.inference import default_texts
     from textclf.errors import ReleaseError
     from textclf.paths import Paths
     from textclf.release.tag import compute
+    from textclf_dev.bench.inference import default_texts
 
     try:
         env = containers_env()

@@ -6,7 +6,7 @@ learning rate, weight decay and gradient clipping. The Trainer uses its standard
 (``DataCollatorWithPadding``, shuffled batches); ours adds length bucketing
 (``train.bucket_batches``). The first ``warmup`` steps are excluded from the timing in both.
 
-Each run is a child process (:mod:`textclf.bench.child`), so its peak RSS is its own and neither
+Each run is a child process (:mod:`textclf_dev.bench.child`), so its peak RSS is its own and neither
 loop inherits the other's warm caches; the loops alternate ``repeats`` times.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from textclf.config import Params, parse_params
-from textclf.data.load import LABEL, TEXT
+from textclf.config.params import Params, parse_params
+from textclf.data.prepared import LABEL, TEXT
 from textclf.data.text import ModelMeta, Normalizer, TextEncoder
 from textclf.errors import ConfigError
 from textclf.latency import format_ratio, ratio
@@ -201,8 +201,8 @@ def loop(kind: str, params: dict[str, Any], root: str, steps: int, warmup: int) 
     import lightning as L
     import torch
 
+    from textclf.data.prepared import read_labels, read_split
     from textclf.models.backbone import resolve_backbone
-    from textclf.stages.train import read_labels, read_split
 
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # as the train stage does
     cfg = parse_params(params)
@@ -233,8 +233,8 @@ def run(
     The two loops alternate ``repeats`` times and each keeps its best run, so a burst of load
     from another process on a shared machine does not decide the ratio.
     """
-    from textclf.bench.child import run_child
-    from textclf.stages.train import read_labels, read_split
+    from textclf.data.prepared import read_labels, read_split
+    from textclf_dev.bench.child import run_child
 
     if steps < 1 or warmup < 1 or repeats < 1:
         raise ConfigError(
@@ -248,7 +248,7 @@ def run(
     for _ in range(repeats):
         for kind in LOOPS:
             child = run_child(
-                "textclf.bench.training:loop",
+                "textclf_dev.bench.training:loop",
                 {
                     "kind": kind,
                     "params": params.model_dump(),

@@ -29,7 +29,7 @@ def default_texts(model_dir: Path, n: int, seed: int = 0) -> list[str]:
     if test.is_file():
         texts = pd.read_parquet(test, columns=["text"])["text"].astype(str)
         return texts.sample(n=min(n, len(texts)), random_state=seed).tolist()
-    from textclf.testing import toy_frame
+    from textclf_dev.toy import toy_frame
 
     return toy_frame(n, seed=seed)["text"].tolist()
 

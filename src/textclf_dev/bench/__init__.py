@@ -1,7 +1,7 @@
 """Benchmarks outside the DAG (timings depend on the machine): ``textclf bench`` / ``make bench``.
 
 Every figure is a ratio against a reference measured in the same run, next to the absolute
-numbers and the machine (:mod:`textclf.bench.system`):
+numbers and the machine (:mod:`textclf_dev.bench.system`):
 
 - ``training``: our Lightning loop vs the HF ``Trainer`` (samples/s, peak RSS) -- :mod:`.training`
 - ``inference``: torch eager vs ONNX Runtime fp32/int8 on CPU, CUDA vs CUDA on a GPU
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from textclf import io
-from textclf.config import Params
+from textclf.config.params import Params
 from textclf.errors import ArtifactError, ConfigError
 from textclf.latency import format_ratio, ratio
-from textclf.paths import Paths
+from textclf.repo_paths import RepoPaths
 
 BENCHMARKS = ("training", "inference", "serving", "pipeline", "image")
 IMAGE_SIZE_GOAL_MB = 1000.0  # the CPU serving image, uncompressed
@@ -67,7 +67,7 @@ class BenchOptions:
 
 
 def run_all(
-    paths: Paths,
+    paths: RepoPaths,
     model_dir: Path | None = None,
     quick: bool = False,
     only: Sequence[str] | None = None,
@@ -82,7 +82,7 @@ def run_all(
     ``model`` and ``train`` sections); ``base`` is the git revision ``textclf report`` compares
     with in the pipeline benchmark; ``log`` receives one line per benchmark as it starts.
     """
-    from textclf.bench import system
+    from textclf_dev.bench import system
 
     selected = list(dict.fromkeys(only or BENCHMARKS))
     unknown = sorted(set(selected) - set(BENCHMARKS))
@@ -97,7 +97,7 @@ def run_all(
             "(--only training --only pipeline)."
         )
     if "training" in selected and params is None:
-        from textclf.config import load_params
+        from textclf.config.params import load_params
 
         params = load_params(paths.params)
     say = log or (lambda _: None)
@@ -125,15 +125,15 @@ def run_all(
 
 def _run_one(
     name: str,
-    paths: Paths,
+    paths: RepoPaths,
     model_dir: Path,
     quick: bool,
     params: Params | None,
     options: BenchOptions,
     base: str | None,
 ) -> dict[str, Any]:
-    from textclf.bench import image, pipeline, serving, training
-    from textclf.bench.child import run_child
+    from textclf_dev.bench import image, pipeline, serving, training
+    from textclf_dev.bench.child import run_child
 
     if name == "training":
         if params is None:
@@ -147,7 +147,8 @@ def _run_one(
         )
     if name == "inference":
         child = run_child(
-            "textclf.bench.inference:run", {"model_dir": str(model_dir.resolve()), "quick": quick}
+            "textclf_dev.bench.inference:run",
+            {"model_dir": str(model_dir.resolve()), "quick": quick},
         )
         result: dict[str, Any] = child["result"]
         return result
@@ -159,7 +160,7 @@ def _run_one(
     return pipeline.run(paths.root, quick=quick, repeats=options.pipeline_repeats, base=base)
 
 
-def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+def summary(results: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: C901  one block per benchmark
     """The headline figures: each with its value, its reference, their ratio and its goal."""
     rows: list[dict[str, Any]] = []
 
@@ -374,7 +375,7 @@ def memory_markdown(results: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """The whole report: machine, summary, then one section per benchmark that ran."""
-    from textclf.bench import image, inference, pipeline, serving, training
+    from textclf_dev.bench import image, inference, pipeline, serving, training
 
     mode = "quick: rough figures, small sizes" if results["quick"] else "full"
     sections = [

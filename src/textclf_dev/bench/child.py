@@ -1,6 +1,6 @@
 """Run one benchmark function in a fresh Python process, so its memory and threads are its own.
 
-:func:`run_child` starts ``python -m textclf.bench.child SPEC OUT``; the child imports
+:func:`run_child` starts ``python -m textclf_dev.bench.child SPEC OUT``; the child imports
 ``module:function``, calls it with the JSON keyword arguments in ``SPEC``, and writes the result
 with its own peak RSS (``VmHWM``) to ``OUT``. A :class:`TextclfError` in the child comes back as
 the same kind of error with the same message; a crash comes back with the child's output.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from textclf import errors, io
-from textclf.bench.system import self_peak_rss_mb
 from textclf.errors import ArtifactError, TextclfError
+from textclf_dev.bench.system import self_peak_rss_mb
 
 
 def run_child(
@@ -34,7 +34,7 @@ def run_child(
         io.write_json(spec, {"target": target, "kwargs": kwargs or {}})
         with log.open("wb") as fh:
             proc = subprocess.run(
-                [sys.executable, "-m", "textclf.bench.child", str(spec), str(out)],
+                [sys.executable, "-m", "textclf_dev.bench.child", str(spec), str(out)],
                 env={**os.environ, **(env or {})},
                 stdout=fh,
                 stderr=subprocess.STDOUT,

@@ -1,1 +1,0 @@
-"""Developer tools run by pre-commit and CI."""
