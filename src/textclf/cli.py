@@ -351,16 +351,14 @@ def gate(base: BaseOpt = None, root: RootOpt = Path()) -> None:
 @app.command()
 def summary(root: RootOpt = Path()) -> None:
     """Print the run's headline figures and where each report is (what `make run` ends with)."""
-    from textclf import io
+    from textclf.outputs.drift import DriftSummary
     from textclf.outputs.evaluate import EvaluateMetrics
     from textclf.outputs.export import ExportMetrics
     from textclf.outputs.headline import Run, summary_lines
+    from textclf.outputs.slices import SlicesReport
     from textclf.paths import Paths
 
     paths = Paths(root)
-
-    def read(path: Path) -> dict[str, Any]:
-        return io.read_json(path) if path.is_file() else {}
 
     if not paths.metrics.is_file():
         raise TextclfError(f"{paths.metrics} is missing. Fix: run `make run` (or `dvc repro`).")
@@ -369,16 +367,17 @@ def summary(root: RootOpt = Path()) -> None:
         export=ExportMetrics.read(paths.export_metrics) if paths.export_metrics.is_file() else None,
     )
     lines = summary_lines(run)
-    dr, sl = read(paths.drift_summary), read(paths.slices_metrics)
-    if dr:
+    if paths.drift_summary.is_file():
+        dr = DriftSummary.read(paths.drift_summary)
         lines.append(
-            f"drift: {'DETECTED' if dr['drift_detected'] else 'none'} "
-            f"({dr['n_drifted']} of {dr['n_columns']} columns)"
+            f"drift: {'DETECTED' if dr.drift_detected else 'none'} "
+            f"({dr.n_drifted} of {dr.n_columns} columns)"
         )
-    if sl:
+    if paths.slices_metrics.is_file():
+        sl = SlicesReport.read(paths.slices_metrics)
         lines.append(
-            f"slices: {len(sl['flagged'])} four-fifths disparity flag(s), "
-            f"{len(sl['unscored'])} slice(s) too small to score"
+            f"slices: {len(sl.flagged)} four-fifths disparity flag(s), "
+            f"{len(sl.unscored)} slice(s) too small to score"
         )
     typer.echo("\n".join(lines))
     typer.echo("\nReports:")

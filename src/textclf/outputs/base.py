@@ -16,7 +16,7 @@ class Report(BaseModel):
     """A report file (or part of one). Keys this model does not name are kept, not rejected: a
     base branch's file written by older or newer code still reads, and dumping keeps them."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     #: The DVC stage that writes the file (named in the fix of a read error).
     STAGE: ClassVar[str]
@@ -51,4 +51,4 @@ class Report(BaseModel):
 
     def write(self, path: Path) -> Path:
         """Write the report as key-sorted JSON, atomically."""
-        return io.write_json(path, self.model_dump(mode="json"))
+        return io.write_json(path, self.model_dump(mode="json", by_alias=True, exclude_unset=True))

@@ -41,3 +41,12 @@ class EvaluateMetrics(Scores):
 
     baseline: BaselineScores
     macro_f1_over_baseline: float
+
+
+class ConfusionMatrix(Report):
+    """``reports/evaluate/confusion_matrix.json``: rows = true class, columns = predicted."""
+
+    STAGE: ClassVar[str] = "evaluate"
+
+    labels: list[str]
+    matrix: list[list[int]]

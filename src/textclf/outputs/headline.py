@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from textclf.outputs.evaluate import EvaluateMetrics
 from textclf.outputs.export import ExportMetrics
+from textclf.outputs.train import TrainMetrics
 
 #: Absolute change below which a score (F1, accuracy, calibration error, log-loss) is unchanged.
 SCORE_NOISE = 1e-6
@@ -33,14 +33,7 @@ class Run:
 
     evaluate: EvaluateMetrics | None = None
     export: ExportMetrics | None = None
-    train: dict[str, Any] | None = None  # DVCLive's reports/train/metrics.json
-
-
-def _train(run: Run, *keys: str) -> float | None:
-    value: Any = run.train
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    train: TrainMetrics | None = None
 
 
 def _int8_p95(run: Run, batch: int) -> float | None:
@@ -103,11 +96,16 @@ FIGURES: tuple[Figure, ...] = (
     Figure("log-loss", "evaluate", _ev(lambda e: e.log_loss), False),
     Figure("TF-IDF baseline macro-F1", "evaluate", _ev(lambda e: e.baseline.macro_f1), None),
     Figure("macro-F1 over baseline", "evaluate", _ev(lambda e: e.macro_f1_over_baseline), True),
-    Figure("best validation macro-F1", "train", lambda r: _train(r, "best", "val_macro_f1"), True),
+    Figure(
+        "best validation macro-F1",
+        "train",
+        lambda r: r.train.best.val_macro_f1 if r.train else None,
+        True,
+    ),
     Figure(
         "training time (s)",
         "train",
-        lambda r: _train(r, "run", "train_seconds"),
+        lambda r: r.train.run.train_seconds if r.train else None,
         None,
         TIME_NOISE,
         relative=True,

@@ -9,15 +9,20 @@ with their own limits. A file that is missing fails its check with the file and 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from textclf.monitoring.drift import verdict as drift_verdict
 from textclf.monitoring.slices import disparity
+from textclf.outputs.base import Report
+from textclf.outputs.drift import DriftSummary
+from textclf.outputs.evaluate import EvaluateMetrics
 from textclf.outputs.export import ExportMetrics
+from textclf.outputs.slices import SlicesReport
 from textclf.report.policy import Policy
 from textclf.report.sources import Snapshot, sources
 
 EPS = 1e-12
+ReportT = TypeVar("ReportT", bound=Report)
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,13 @@ def unavailable(snapshot: Snapshot, key: str) -> str:
     return f"unreadable {src.path}: rerun `dvc repro {src.stage}` to rewrite it"
 
 
-def _export(new: Snapshot) -> ExportMetrics | str:
-    """The export report, typed; or why it cannot be read (missing, or which field is wrong)."""
-    before = len(new.errors)
-    export = new.report("export", ExportMetrics)
-    if export is not None:
-        return export
-    return new.errors[-1] if len(new.errors) > before else unavailable(new, "export")
+def _typed(new: Snapshot, key: str, model: type[ReportT]) -> ReportT | str:
+    """A report through its typed model; or why it cannot be read (missing, or which field is
+    wrong, with the fix)."""
+    report = new.report(key, model)
+    if report is not None:
+        return report
+    return new.report_error(key) or unavailable(new, key)
 
 
 def _get(tree: Any, *keys: str) -> Any:
@@ -102,15 +107,11 @@ def check_regression(policy: Policy, new: Snapshot, base: Snapshot) -> Check:
     """Test macro-F1 may not fall more than ``max_macro_f1_drop`` below the base's."""
     name = "macro-F1 vs base"
     cfg = policy.gate
-    metrics = new.json("evaluate")
-    current = _num(_get(metrics, "macro_f1"))
-    if current is None:
-        detail = (
-            unavailable(new, "evaluate")
-            if metrics is None
-            else f"{sources()['evaluate'].path} has no macro_f1: rerun `dvc repro evaluate`"
-        )
-        return Check(name, False, detail)
+    metrics = _typed(new, "evaluate", EvaluateMetrics)
+    if isinstance(metrics, str):
+        return Check(name, False, metrics)
+    current = metrics.macro_f1
+    # The base's file may come from older code: its macro_f1 is all this check needs.
     before = _num(_get(base.json("evaluate"), "macro_f1"))
     if before is None:
         return Check(
@@ -136,17 +137,10 @@ def check_baseline(policy: Policy, new: Snapshot) -> Check:
     """Test macro-F1 must beat the TF-IDF baseline by ``min_macro_f1_over_baseline``."""
     name = "macro-F1 over TF-IDF baseline"
     cfg = policy.gate
-    metrics = new.json("evaluate")
-    if metrics is None:
-        return Check(name, False, unavailable(new, "evaluate"))
-    current, baseline = _num(metrics.get("macro_f1")), _num(_get(metrics, "baseline", "macro_f1"))
-    if current is None or baseline is None:
-        return Check(
-            name,
-            False,
-            f"{sources()['evaluate'].path} has no macro_f1 or "
-            "baseline.macro_f1: rerun `dvc repro evaluate`",
-        )
+    metrics = _typed(new, "evaluate", EvaluateMetrics)
+    if isinstance(metrics, str):
+        return Check(name, False, metrics)
+    current, baseline = metrics.macro_f1, metrics.baseline.macro_f1
     margin = current - baseline
     return Check(
         name,
@@ -162,7 +156,7 @@ def check_parity(policy: Policy, new: Snapshot) -> Check:
     """torch-vs-ONNX parity, judged from the export figures with the policy's export limits."""
     name = "export parity"
     limits, blocking = policy.export, policy.gate.require_export_parity
-    export = _export(new)
+    export = _typed(new, "export", ExportMetrics)
     if isinstance(export, str):
         return Check(name, False, export, blocking=blocking)
     figures = (
@@ -188,7 +182,7 @@ def check_latency(policy: Policy, new: Snapshot) -> Check | None:
     if cfg.max_int8_p95_ms is None:
         return None
     name = f"int8 p95 latency (batch {cfg.latency_batch_size})"
-    export = _export(new)
+    export = _typed(new, "export", ExportMetrics)
     if isinstance(export, str):
         return Check(name, False, export)
     engines = export.latency_by_batch().get(cfg.latency_batch_size, {})
@@ -216,7 +210,7 @@ def check_size(policy: Policy, new: Snapshot) -> Check | None:
     if cfg.max_int8_size_mb is None:
         return None
     name = "int8 model size"
-    export = _export(new)
+    export = _typed(new, "export", ExportMetrics)
     if isinstance(export, str):
         return Check(name, False, export)
     size = export.int8.size_mb
@@ -272,9 +266,10 @@ def check_disparity(  # noqa: PLR0911  one early verdict per fail_on_disparity m
     name = "slice disparity"
     mode = policy.gate.fail_on_disparity
     blocking = mode != "never"
-    report = new.json("slices")
-    if report is None:
-        return Check(name, False, unavailable(new, "slices"), blocking=blocking)
+    typed = _typed(new, "slices", SlicesReport)
+    if isinstance(typed, str):
+        return Check(name, False, typed, blocking=blocking)
+    report = typed.model_dump(mode="json", by_alias=True)  # the rates the flags are recomputed from
     try:
         flagged = _judged_flags(report, policy)
     except (ValueError, KeyError, TypeError) as err:
@@ -343,11 +338,11 @@ def check_drift(policy: Policy, new: Snapshot) -> Check:
     """
     name = "data drift"
     blocking = policy.gate.fail_on_drift
-    summary = new.json("drift")
-    if summary is None:
-        return Check(name, False, unavailable(new, "drift"), blocking=blocking)
-    columns = summary.get("columns") if isinstance(summary, dict) else None
-    if not isinstance(columns, dict) or not columns:
+    summary = _typed(new, "drift", DriftSummary)
+    if isinstance(summary, str):
+        return Check(name, False, summary, blocking=blocking)
+    columns = {name: column.model_dump(mode="json") for name, column in summary.columns.items()}
+    if not columns:
         return Check(
             name,
             False,

@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from textclf.outputs.drift import DriftSummary
+from textclf.outputs.evaluate import ConfusionMatrix
+from textclf.outputs.explain import ExplainSummary
 from textclf.outputs.headline import FIGURES, SCORE_NOISE, SIZE_NOISE_MB, TIME_NOISE
+from textclf.outputs.prepare import PrepareSummary
+from textclf.outputs.slices import SlicesReport
 from textclf.report.gate import Verdict, unavailable
 from textclf.report.markdown import (
     Table,
@@ -287,12 +292,12 @@ def per_class_section(ctx: Context) -> list[str]:
 
 def confusion_section(ctx: Context) -> list[str]:
     """The confusion matrix (rows: true class, columns: predicted), with changes vs base."""
-    cm = ctx.new.json("confusion")
-    if not isinstance(cm, dict) or not cm.get("labels"):
+    cm = ctx.new.report("confusion", ConfusionMatrix)
+    if cm is None or not cm.labels:
         return []
-    labels, matrix = cm["labels"], cm["matrix"]
-    old = ctx.base.json("confusion")
-    same = isinstance(old, dict) and old.get("labels") == labels
+    labels, matrix = cm.labels, cm.matrix
+    old = ctx.base.report("confusion", ConfusionMatrix)
+    same = old is not None and old.labels == labels
     limit = ctx.max_rows or len(labels)
     shown = labels[:limit]
     table = Table(["true ↓ / predicted →", *[esc(x) for x in shown]])
@@ -301,8 +306,8 @@ def confusion_section(ctx: Context) -> list[str]:
         for j in range(len(shown)):
             value = matrix[i][j]
             cell = f"**{value}**" if i == j else str(value)
-            if same:
-                change = value - old["matrix"][i][j]
+            if old is not None and same:
+                change = value - old.matrix[i][j]
                 cell += f" ({change:+d})" if change else ""
             cells.append(cell)
         table.rows.append([esc(label), *cells])
@@ -346,49 +351,49 @@ def curves_section(ctx: Context) -> list[str]:
 
 def slices_section(ctx: Context) -> list[str]:
     """Slice metrics with changes vs the overall score and vs the base, and flagged disparities."""
-    report = ctx.new.json("slices")
-    if not isinstance(report, dict):
+    report = ctx.new.report("slices", SlicesReport)
+    if report is None:
         return ["### Slices", "", f"Not available: {unavailable(ctx.new, 'slices')}."]
-    old_slices = (ctx.base.json("slices") or {}).get("slices") or {}
+    base = ctx.base.report("slices", SlicesReport)
+    old_slices = base.slices if base else {}
     table = Table(["slice", "support", "accuracy", "macro-F1", "Δ vs overall", "Δ vs base"])
-    for family, members in (report.get("slices") or {}).items():
+    for family, members in report.slices.items():
         for name, s in members.items():
             label = f"{esc(family)} / {esc(name)}"
-            if not s.get("scored"):
-                table.rows.append([label, fmt(s.get("support")), "not scored", "", "", ""])
+            if not s.scored:
+                table.rows.append([label, fmt(s.support), "not scored", "", "", ""])
                 continue
-            old_f1 = ((old_slices.get(family) or {}).get(name) or {}).get("macro_f1")
+            before = old_slices.get(family, {}).get(name)
             table.rows.append(
                 [
                     label,
-                    fmt(s.get("support")),
-                    fmt(s.get("accuracy")),
-                    fmt(s.get("macro_f1")),
-                    signed(s.get("macro_f1_delta")),
-                    signed(_diff(s.get("macro_f1"), old_f1)),
+                    fmt(s.support),
+                    fmt(s.accuracy),
+                    fmt(s.macro_f1),
+                    signed(s.macro_f1_delta),
+                    signed(_diff(s.macro_f1, before.macro_f1 if before else None)),
                 ]
             )
     lines = ["### Slices", "", *table.render(ctx.max_rows, "slices")]
-    flagged = report.get("flagged") or []
-    threshold = report.get("disparity_threshold")
-    if not flagged:
+    threshold = report.disparity_threshold
+    if not report.flagged:
         return [*lines, "", f"No disparity flagged (four-fifths rule, threshold {fmt(threshold)})."]
     dis = Table(["class", "slice", "rate", "vs best slice", "ratio", "label ratio"])
-    for f in flagged:
+    for f in report.flagged:
         dis.rows.append(
             [
-                esc(f.get("class")),
-                f"{esc(f.get('family'))} / {esc(f.get('slice'))}",
-                fmt(f.get("rate")),
-                f"{esc(f.get('max_slice'))} ({fmt(f.get('max_rate'))})",
-                fmt(f.get("ratio")),
-                fmt(f.get("label_ratio")),
+                esc(f.label),
+                f"{esc(f.family)} / {esc(f.slice)}",
+                fmt(f.rate),
+                f"{esc(f.max_slice)} ({fmt(f.max_rate)})",
+                fmt(f.ratio),
+                fmt(f.label_ratio),
             ]
         )
     return [
         *lines,
         "",
-        f"**{len(flagged)} disparity flag(s)** (prediction-rate ratio below "
+        f"**{len(report.flagged)} disparity flag(s)** (prediction-rate ratio below "
         f"{fmt(threshold)}; a low label ratio too means the gap is in the data):",
         "",
         *dis.render(ctx.max_rows, "flags"),
@@ -397,41 +402,35 @@ def slices_section(ctx: Context) -> list[str]:
 
 def explain_section(ctx: Context) -> list[str]:
     """Top SHAP tokens per class and a few explained examples."""
-    summary = ctx.new.json("explain")
-    if not isinstance(summary, dict):
+    summary = ctx.new.report("explain", ExplainSummary)
+    if summary is None:
         return [
             "### What the model looks at (SHAP)",
             "",
             f"Not available: {unavailable(ctx.new, 'explain')}.",
         ]
     table = Table(["class", "tokens pushing towards the class (mean SHAP)"], align="ll")
-    for label, ranking in (summary.get("classes") or {}).items():
-        tokens = ranking.get("top_positive") or ranking.get("top_tokens") or []
-        table.rows.append(
-            [
-                esc(label),
-                ", ".join(f"{code(t.get('token'))} {fmt(t.get('mean_shap'))}" for t in tokens[:8])
-                or "—",
-            ]
-        )
-    model = summary.get("model") or {}
+    for label, ranking in summary.classes.items():
+        tokens = ranking.top_positive or ranking.top_tokens
+        shown = ", ".join(f"{code(t.token)} {fmt(t.mean_shap)}" for t in tokens[:8])
+        table.rows.append([esc(label), shown or "—"])
     lines = [
         "### What the model looks at (SHAP)",
         "",
-        f"{fmt(summary.get('sample_size'))} test texts explained with the "
-        f"{esc(model.get('variant', 'ONNX'))} graph.",
+        f"{fmt(summary.sample_size)} test texts explained with the "
+        f"{esc(summary.model.get('variant', 'ONNX'))} graph.",
         "",
         *table.render(ctx.max_rows, "classes"),
     ]
     examples: list[str] = []
-    for label, items in (summary.get("examples") or {}).items():
+    for label, items in summary.examples.items():
         for item in items[:1]:
-            tokens = ", ".join(code(t.get("token")) for t in item.get("top_tokens") or [])
-            mark = "✅" if item.get("prediction") == item.get("label") else "❌"
+            pushed = ", ".join(code(t.token) for t in item.top_tokens)
+            mark = "✅" if item.prediction == item.label else "❌"
             examples += [
-                f"- **{esc(label)}** {fmt(item.get('probability'))} {mark} "
-                f"(true: {esc(item.get('label'))}) — {esc(item.get('text'), EXAMPLE_CHARS)}",
-                f"  - pushed by: {tokens or '—'}",
+                f"- **{esc(label)}** {fmt(item.probability)} {mark} "
+                f"(true: {esc(item.label)}) — {esc(item.text, EXAMPLE_CHARS)}",
+                f"  - pushed by: {pushed or '—'}",
             ]
     if examples:
         lines += [
@@ -445,29 +444,28 @@ def explain_section(ctx: Context) -> list[str]:
 
 def drift_section(ctx: Context) -> list[str]:
     """The drift verdict, its reasons and the per-column tests."""
-    summary = ctx.new.json("drift")
-    if not isinstance(summary, dict):
+    summary = ctx.new.report("drift", DriftSummary)
+    if summary is None:
         return ["### Drift", "", f"Not available: {unavailable(ctx.new, 'drift')}."]
-    detected = bool(summary.get("drift_detected"))
-    rows = summary.get("rows") or {}
+    rows = summary.rows
     lines = [
         "### Drift",
         "",
-        f"{'⚠️ **Drift detected**' if detected else '✅ No drift detected'}: "
-        f"{fmt(summary.get('n_drifted'))} of {fmt(summary.get('n_columns'))} columns drifted "
+        f"{'⚠️ **Drift detected**' if summary.drift_detected else '✅ No drift detected'}: "
+        f"{fmt(summary.n_drifted)} of {fmt(summary.n_columns)} columns drifted "
         f"(reference {fmt(rows.get('reference'))} rows vs current {fmt(rows.get('current'))}).",
     ]
-    lines += [f"- {esc(r)}" for r in summary.get("reasons") or []]
+    lines += [f"- {esc(r)}" for r in summary.reasons]
     table = Table(["column", "type", "test", "score", "threshold", "drifted"], align="lllrrl")
-    for column, c in (summary.get("columns") or {}).items():
+    for column, c in summary.columns.items():
         table.rows.append(
             [
                 code(column),
-                esc(c.get("type", "")),
-                esc(c.get("method", "")),
-                fmt(c.get("score")),
-                fmt(c.get("threshold")),
-                "⚠️ yes" if c.get("drifted") else "no",
+                esc(c.type),
+                esc(c.method),
+                fmt(c.score),
+                fmt(c.threshold),
+                "⚠️ yes" if c.drifted else "no",
             ]
         )
     return [*lines, "", *details("Per-column drift tests", table.render(ctx.max_rows, "columns"))]
@@ -543,25 +541,25 @@ def data_section(ctx: Context) -> list[str]:
             f"{code(old_md5) if old_md5 else 'none'})"
         )
     lines = ["### Data", "", f"Data version: {version}."]
-    prep = ctx.new.json("prepare")
-    if not isinstance(prep, dict):
+    prep = ctx.new.report("prepare", PrepareSummary)
+    if prep is None:
         return [*lines, f"Split summary not available: {unavailable(ctx.new, 'prepare')}."]
     lines.append(
-        f"{fmt(prep.get('rows_raw'))} raw rows, {fmt(prep.get('rows_after_dedup'))} "
-        f"after de-duplication (source md5 {code(prep.get('source_md5'))})."
+        f"{fmt(prep.rows_raw)} raw rows, {fmt(prep.rows_after_dedup)} "
+        f"after de-duplication (source md5 {code(prep.source_md5)})."
     )
-    splits: dict[str, Any] = prep.get("splits") or {}
-    old_splits = (ctx.base.json("prepare") or {}).get("splits") or {}
-    first: dict[str, Any] = next(iter(splits.values()), {})
-    labels = list(first.get("labels") or {})
+    base = ctx.base.report("prepare", PrepareSummary)
+    old_splits = base.splits if base else {}
+    labels = prep.labels()
     table = Table(["split", "rows", "Δ rows", *[esc(x) for x in labels]])
-    for name, s in splits.items():
+    for name, s in prep.splits.items():
+        before = old_splits.get(name)
         table.rows.append(
             [
                 esc(name),
-                fmt(s.get("rows")),
-                _count_diff(s.get("rows"), (old_splits.get(name) or {}).get("rows")),
-                *[fmt((s.get("labels") or {}).get(x)) for x in labels],
+                fmt(s.rows),
+                _count_diff(s.rows, before.rows if before else None),
+                *[fmt(s.labels.get(x)) for x in labels],
             ]
         )
     return [*lines, "", *table.render(ctx.max_rows, "splits")]

@@ -19,6 +19,7 @@ from textclf.outputs.base import Report
 from textclf.outputs.evaluate import EvaluateMetrics
 from textclf.outputs.export import ExportMetrics
 from textclf.outputs.headline import Run
+from textclf.outputs.train import TrainMetrics
 from textclf.repo_paths import RepoPaths
 
 DEFAULT_BASES = ("origin/main", "main")
@@ -108,6 +109,8 @@ class Snapshot:
     commit: str | None
     texts: dict[str, str | None]
     errors: list[str] = field(default_factory=list)
+    _reports: dict[str, Report | None] = field(default_factory=dict, repr=False)
+    _report_errors: dict[str, str] = field(default_factory=dict, repr=False)
 
     def text(self, key: str) -> str | None:
         """The file's text, or None when it is missing."""
@@ -127,22 +130,32 @@ class Snapshot:
     def report(self, key: str, model: type[ReportT]) -> ReportT | None:
         """A source read through its typed model, or None when missing or invalid (noted in
         errors, with the fix)."""
-        raw = self.json(key)
-        if raw is None:
-            return None
-        try:
-            return model.parse(raw, f"{self.label}: {sources()[key].path}")
-        except TextclfError as err:
-            self.errors.append(str(err))
-            return None
+        if key not in self._reports:  # parsed once: an invalid file is noted once
+            raw = self.json(key)
+            try:
+                parsed = (
+                    None
+                    if raw is None
+                    else model.parse(raw, f"{self.label}: {sources()[key].path}")
+                )
+            except TextclfError as err:
+                self.errors.append(str(err))
+                self._report_errors[key] = str(err)
+                parsed = None
+            self._reports[key] = parsed
+        cached = self._reports[key]
+        return cached if isinstance(cached, model) else None
+
+    def report_error(self, key: str) -> str | None:
+        """Why :meth:`report` gave None for a file that exists (which field, and the fix)."""
+        return self._report_errors.get(key)
 
     def run(self) -> Run:
         """The typed reports the headline figures read."""
-        train = self.json("train")
         return Run(
             evaluate=self.report("evaluate", EvaluateMetrics),
             export=self.report("export", ExportMetrics),
-            train=train if isinstance(train, dict) else None,
+            train=self.report("train", TrainMetrics),
         )
 
     def yaml(self, key: str) -> Any:

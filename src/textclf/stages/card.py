@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
 from textclf import io
 from textclf.config.model import ModelParams
 from textclf.config.train import TrainParams
+from textclf.outputs.base import Report
+from textclf.outputs.drift import DriftSummary
 from textclf.outputs.evaluate import EvaluateMetrics
+from textclf.outputs.explain import ExplainSummary
 from textclf.outputs.export import ExportMetrics
 from textclf.outputs.headline import FIGURES, Run, fmt, summary_lines
+from textclf.outputs.prepare import PrepareSummary
+from textclf.outputs.slices import SlicesReport
+from textclf.outputs.train import TrainMetrics
 from textclf.paths import Paths
 
 NA = "not available"
+ReportT = TypeVar("ReportT", bound=Report)
 
 
 class Inputs(Protocol):
@@ -28,8 +35,10 @@ class Inputs(Protocol):
     def train(self) -> TrainParams: ...
 
 
-def _read(path: Path) -> Any:
-    return io.read_json(path) if path.is_file() else None
+def _optional(model: type[ReportT], path: Path) -> ReportT | None:
+    """The report at ``path`` through its model; None when that stage has not run (an invalid
+    file raises, naming the fix)."""
+    return model.read(path) if path.is_file() else None
 
 
 def data_dvc_md5(path: Path) -> str | None:
@@ -47,32 +56,26 @@ def _missing(what: str, stage: str) -> list[str]:
     return [f"{what}: {NA} (run `dvc repro {stage}`).", ""]
 
 
-def _data(prep: dict[str, Any] | None, dvc_md5: str | None) -> list[str]:
+def _data(prep: PrepareSummary | None, dvc_md5: str | None) -> list[str]:
     lines = ["## Data", ""]
     if prep is None:
         return lines + _missing("Data summary", "prepare")
     lines += [
-        f"- Source: `{prep['source']}` (md5 `{prep['source_md5']}`); data.dvc md5: "
-        f"`{dvc_md5 or NA}`.",
-        f"- {prep['rows_raw']} raw rows; {prep['duplicates_removed']} duplicates and "
-        f"{prep['conflicting_rows_removed']} rows with conflicting labels removed; "
-        f"{prep['rows_after_dedup']} rows split.",
+        f"- Source: `{prep.source}` (md5 `{prep.source_md5}`); data.dvc md5: `{dvc_md5 or NA}`.",
+        f"- {prep.rows_raw} raw rows; {prep.duplicates_removed} duplicates and "
+        f"{prep.conflicting_rows_removed} rows with conflicting labels removed; "
+        f"{prep.rows_after_dedup} rows split.",
         "",
     ]
-    splits = prep.get("splits", {})
-    first: dict[str, Any] = next(iter(splits.values()), {})
-    labels = list(first.get("labels", {}))
+    labels = prep.labels()
     lines += ["| split | rows | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
-    for name, s in splits.items():
-        lines.append(
-            f"| {name} | {s['rows']} | "
-            + " | ".join(str(s["labels"].get(lab, 0)) for lab in labels)
-            + " |"
-        )
+    for name, s in prep.splits.items():
+        counts = " | ".join(str(s.labels.get(lab, 0)) for lab in labels)
+        lines.append(f"| {name} | {s.rows} | {counts} |")
     return [*lines, ""]
 
 
-def _training(params: Inputs, live: dict[str, Any] | None) -> list[str]:
+def _training(params: Inputs, live: TrainMetrics | None) -> list[str]:
     m, t = params.model, params.train
     lines = [
         "## Training",
@@ -84,12 +87,11 @@ def _training(params: Inputs, live: dict[str, Any] | None) -> list[str]:
         f"{t.warmup_ratio:g}, seed {t.seed}, precision {t.precision}.",
     ]
     if live:
-        best, run = live.get("best") or {}, live.get("run") or {}
+        run = live.run
         lines.append(
-            f"- Best validation macro-F1 {_f(best.get('val_macro_f1'))}; training took "
-            f"{_f(run.get('train_seconds'), 0)} s at "
-            f"{_f(run.get('train_samples_per_second'), 1)} samples/s on "
-            f"{run.get('world_size', 1)} process(es)."
+            f"- Best validation macro-F1 {_f(live.best.val_macro_f1)}; training took "
+            f"{_f(run.train_seconds, 0)} s at {_f(run.train_samples_per_second, 1)} samples/s "
+            f"on {run.world_size} process(es)."
         )
     return [*lines, ""]
 
@@ -119,46 +121,45 @@ def _metrics(metrics: EvaluateMetrics) -> list[str]:
     return [*lines, ""]
 
 
-def _slices(report: dict[str, Any] | None) -> list[str]:
+def _slices(report: SlicesReport | None) -> list[str]:
     lines = ["## Slices and disparity", ""]
     if report is None:
         return lines + _missing("Slice metrics", "slices")
     lines += ["| slice | support | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
-    for family, members in report["slices"].items():
+    for family, members in report.slices.items():
         for name, s in members.items():
-            scores = (
-                f"{_f(s['accuracy'])} | {_f(s['macro_f1'])}" if s["scored"] else "not scored | "
-            )
-            lines.append(f"| {family}/{name} | {s['support']} | {scores} |")
+            scores = f"{_f(s.accuracy)} | {_f(s.macro_f1)}" if s.scored else "not scored | "
+            lines.append(f"| {family}/{name} | {s.support} | {scores} |")
     lines.append("")
-    if report["flagged"]:
+    threshold = report.disparity_threshold
+    if report.flagged:
         lines.append(
-            f"{len(report['flagged'])} prediction-rate disparities below "
-            f"{report['disparity_threshold']:g} (four-fifths rule):"
+            f"{len(report.flagged)} prediction-rate disparities below {threshold:g} "
+            "(four-fifths rule):"
         )
         lines += [
-            f"- {f['class']} in {f['family']}/{f['slice']}: rate {_f(f['rate'], 3)} vs "
-            f"{_f(f['max_rate'], 3)} in {f['max_slice']} (ratio {_f(f['ratio'], 2)}; "
-            f"true-label ratio {_f(f['label_ratio'], 2)})"
-            for f in report["flagged"]
+            f"- {f.label} in {f.family}/{f.slice}: rate {_f(f.rate, 3)} vs "
+            f"{_f(f.max_rate, 3)} in {f.max_slice} (ratio {_f(f.ratio, 2)}; "
+            f"true-label ratio {_f(f.label_ratio, 2)})"
+            for f in report.flagged
         ]
     else:
-        lines.append(f"No prediction-rate disparity below {report['disparity_threshold']:g}.")
+        lines.append(f"No prediction-rate disparity below {threshold:g}.")
     return [*lines, ""]
 
 
-def _explain(summary: dict[str, Any] | None, shown: int = 8) -> list[str]:
+def _explain(summary: ExplainSummary | None, shown: int = 8) -> list[str]:
     lines = ["## Explainability (SHAP)", ""]
     if summary is None:
         return lines + _missing("SHAP summary", "explain")
     lines += [
-        f"Tokens that push most towards each class (mean SHAP over {summary['sample_size']} "
+        f"Tokens that push most towards each class (mean SHAP over {summary.sample_size} "
         "test texts):",
         "",
     ]
-    for label, ranking in summary["classes"].items():
+    for label, ranking in summary.classes.items():
         tokens = ", ".join(
-            f"`{t['token']}` ({t['mean_shap']:+.3f})" for t in ranking["top_positive"][:shown]
+            f"`{t.token}` ({t.mean_shap:+.3f})" for t in ranking.top_positive[:shown]
         )
         lines.append(f"- {label}: {tokens or NA}")
     return [*lines, ""]
@@ -192,16 +193,16 @@ def _export(metrics: ExportMetrics | None) -> list[str]:
     return lines
 
 
-def _drift(summary: dict[str, Any] | None) -> list[str]:
+def _drift(summary: DriftSummary | None) -> list[str]:
     lines = ["## Drift (current split vs reference sample)", ""]
     if summary is None:
         return lines + _missing("Drift summary", "drift")
-    verdict = "drift detected" if summary["drift_detected"] else "no drift"
-    why = f" ({'; '.join(summary['reasons'])})" if summary["reasons"] else ""
+    verdict = "drift detected" if summary.drift_detected else "no drift"
+    why = f" ({'; '.join(summary.reasons)})" if summary.reasons else ""
     return [
         *lines,
-        f"{verdict}{why}: {summary['n_drifted']} of {summary['n_columns']} columns "
-        f"drifted ({', '.join(summary['drifted_columns']) or 'none'}).",
+        f"{verdict}{why}: {summary.n_drifted} of {summary.n_columns} columns "
+        f"drifted ({', '.join(summary.drifted_columns) or 'none'}).",
         "",
     ]
 
@@ -209,15 +210,15 @@ def _drift(summary: dict[str, Any] | None) -> list[str]:
 def _limitations(
     params: Inputs,
     metrics: EvaluateMetrics,
-    slices: dict[str, Any] | None,
-    prep: dict[str, Any] | None,
+    slices: SlicesReport | None,
+    prep: PrepareSummary | None,
 ) -> list[str]:
     lines = [
         "## Limitations",
         "",
         f"- Texts longer than {params.model.max_length} tokens are truncated; the model saw "
         "only the domain and language of its training data"
-        + (f" (`{prep['source']}`)" if prep else "")
+        + (f" (`{prep.source}`)" if prep else "")
         + "; other text may score worse.",
         f"- Calibration: expected calibration error {_f(metrics.ece)}; treat "
         "probabilities as scores unless that is small.",
@@ -230,11 +231,11 @@ def _limitations(
             "the least certain."
         )
     if slices is not None:
-        if slices["unscored"]:
-            lines.append(f"- Too few test rows to score: {', '.join(slices['unscored'])}.")
-        if slices["flagged"]:
+        if slices.unscored:
+            lines.append(f"- Too few test rows to score: {', '.join(slices.unscored)}.")
+        if slices.flagged:
             lines.append(
-                f"- {len(slices['flagged'])} slice disparities are flagged above; "
+                f"- {len(slices.flagged)} slice disparities are flagged above; "
                 "review them before use on those kinds of text."
             )
     lines.append("- Not for decisions about individuals without human review.")
@@ -244,9 +245,10 @@ def _limitations(
 def render_card(params: Inputs, paths: Paths) -> str:
     """The model card as Markdown, from the files the pipeline wrote under ``paths``."""
     metrics = EvaluateMetrics.read(paths.metrics)  # missing or invalid: the error names the fix
-    export = ExportMetrics.read(paths.export_metrics) if paths.export_metrics.is_file() else None
-    live = _read(paths.train_reports / "metrics.json")
-    prep, slices = _read(paths.data_summary), _read(paths.slices_metrics)
+    export = _optional(ExportMetrics, paths.export_metrics)
+    live = _optional(TrainMetrics, paths.train_reports / "metrics.json")
+    prep = _optional(PrepareSummary, paths.data_summary)
+    slices = _optional(SlicesReport, paths.slices_metrics)
     labels = list(metrics.per_class)
     lines = [
         f"# Model card: {' / '.join(labels)} text classifier",
@@ -267,9 +269,9 @@ def render_card(params: Inputs, paths: Paths) -> str:
     lines += _training(params, live)
     lines += _metrics(metrics)
     lines += _slices(slices)
-    lines += _explain(_read(paths.explain_summary))
+    lines += _explain(_optional(ExplainSummary, paths.explain_summary))
     lines += _export(export)
-    lines += _drift(_read(paths.drift_summary))
+    lines += _drift(_optional(DriftSummary, paths.drift_summary))
     lines += _limitations(params, metrics, slices, prep)
     return "\n".join(lines).rstrip() + "\n"
 

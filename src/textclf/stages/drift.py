@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from textclf.config.drift import DriftParams
 from textclf.data.prepared import read_labels, read_split
 from textclf.monitoring.drift import build_profile, compare, save_reference_profile, write_outputs
+from textclf.outputs.drift import DriftSummary
 from textclf.paths import Paths
 
 
@@ -56,5 +57,6 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
             "params": cfg.model_dump(),
         },
     )
+    DriftSummary.model_validate(summary)  # a malformed summary fails here, before any write
     write_outputs(summary, snapshot, paths.drift_summary, paths.drift_html)
     return summary

@@ -13,7 +13,7 @@ from textclf.data.prepared import LABEL, TEXT, read_labels, read_split
 from textclf.data.text import Normalizer, softmax
 from textclf.errors import ArtifactError
 from textclf.metrics import calibration_table, classification_metrics, confusion, pr_curve
-from textclf.outputs.evaluate import EvaluateMetrics
+from textclf.outputs.evaluate import ConfusionMatrix, EvaluateMetrics
 from textclf.paths import Paths, safe_name
 
 
@@ -92,7 +92,8 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
         predictions.to_parquet(tmp, index=False)
 
     EvaluateMetrics.model_validate(metrics).write(paths.metrics)  # validated, then written
-    io.write_json(paths.eval_dir / "confusion_matrix.json", confusion(y_true, y_pred, labels))
+    matrix = ConfusionMatrix.model_validate(confusion(y_true, y_pred, labels))
+    matrix.write(paths.eval_dir / "confusion_matrix.json")
     confusion_rows = pd.DataFrame(
         {"actual": test[LABEL].to_numpy(), "predicted": [labels[i] for i in y_pred]}
     )

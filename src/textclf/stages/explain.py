@@ -12,6 +12,7 @@ import pandas as pd
 from textclf import io
 from textclf.config.explain import ExplainParams
 from textclf.data.prepared import read_labels, read_split
+from textclf.outputs.explain import ExplainSummary
 from textclf.paths import Paths
 from textclf.shap_text import (
     PredictFn,
@@ -92,6 +93,6 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
         predict, labels, sample, cfg, {"variant": cfg.variant, "version": model.version}
     )
     io.write_text(paths.explain_html, page)
-    io.write_json(paths.explain_summary, summary)
+    ExplainSummary.model_validate(summary).write(paths.explain_summary)  # validated, then written
     io.write_text(paths.explain_markdown, render_markdown(summary))
     return summary

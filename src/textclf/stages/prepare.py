@@ -13,6 +13,7 @@ from textclf.config.data import DataParams, PrepareParams
 from textclf.data.load import load_dataset
 from textclf.data.prepared import LABEL, TEXT
 from textclf.data.split import check_class_sizes, deduplicate, split
+from textclf.outputs.prepare import PrepareSummary
 from textclf.paths import Paths
 
 SPLITS = ("train", "val", "test", "reference")
@@ -69,5 +70,5 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
         "rows_after_dedup": len(deduped),
         "splits": {name: _describe(parts[name], data.labels) for name in SPLITS},
     }
-    io.write_json(paths.data_summary, summary)
+    PrepareSummary.model_validate(summary).write(paths.data_summary)  # validated, then written
     return summary

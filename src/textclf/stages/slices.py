@@ -11,6 +11,7 @@ from textclf.config.slices import SlicesParams
 from textclf.data.prepared import read_labels
 from textclf.errors import ArtifactError
 from textclf.monitoring.slices import render_markdown, slice_report
+from textclf.outputs.slices import SlicesReport
 from textclf.paths import Paths
 
 COLUMNS = ("text", "label", "prediction")
@@ -42,6 +43,6 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Score every configured slice; write ``reports/slices/metrics.json`` and ``summary.md``."""
     labels = read_labels(paths)
     report = slice_report(read_predictions(paths), labels, params.slices)
-    io.write_json(paths.slices_metrics, report)
+    SlicesReport.model_validate(report).write(paths.slices_metrics)  # validated, then written
     io.write_text(paths.slices_markdown, render_markdown(report))
     return report

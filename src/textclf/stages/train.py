@@ -14,6 +14,7 @@ from textclf.config.train import TrainParams
 from textclf.data.prepared import read_labels, read_split
 from textclf.data.text import ModelMeta, Normalizer, TextEncoder
 from textclf.errors import ArtifactError
+from textclf.outputs.train import TrainMetrics
 from textclf.paths import Paths
 
 
@@ -142,6 +143,7 @@ def run(params: Inputs, paths: Paths, enable_progress_bar: bool | None = None) -
                 "checkpoint": summary["best_checkpoint"],
             }
             live.summary["run"] = {k: v for k, v in summary.items() if not k.startswith("best")}
+            TrainMetrics.model_validate(live.summary)  # a malformed summary fails before writing
             live.make_summary()
             with io.atomic_dir(paths.model_dir) as out:
                 module.model.save_pretrained(out)
