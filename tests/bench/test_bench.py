@@ -21,7 +21,6 @@ from tests.exported import TinyExport
 from textclf import io
 from textclf.cli import app
 from textclf.errors import ArtifactError, ConfigError
-from textclf.paths import Paths
 from textclf.repo_paths import RepoPaths
 from textclf_dev.bench import BENCHMARKS, BenchOptions, pipeline, run_all, system
 from textclf_dev.bench.child import run_child
@@ -137,7 +136,7 @@ def test_quick_training_and_inference(bench_root: Path) -> None:
 def test_quick_suite_runs_every_benchmark(bench_root: Path, exported: TinyExport) -> None:
     """Every benchmark, including `bentoml serve` under load, in one quick run."""
     options = BenchOptions.for_mode(quick=True, train_repeats=2)
-    results = run_all(Paths(bench_root), quick=True, params=exported.params, options=options)
+    results = run_all(RepoPaths(bench_root), quick=True, params=exported.params, options=options)
     _check_reports(bench_root, results, list(BENCHMARKS))
     _check_training(results["training"], options)
     _check_inference(results["inference"])
@@ -159,11 +158,11 @@ def test_quick_suite_runs_every_benchmark(bench_root: Path, exported: TinyExport
 
 def test_errors_name_the_fix(tmp_path: Path, exported: TinyExport) -> None:
     with pytest.raises(ConfigError, match="unknown benchmark"):
-        run_all(Paths(tmp_path), only=["nope"], params=exported.params)
+        run_all(RepoPaths(tmp_path), only=["nope"], params=exported.params)
     with pytest.raises(ArtifactError, match="dvc repro export"):
-        run_all(Paths(tmp_path), only=["inference"])
+        run_all(RepoPaths(tmp_path), only=["inference"])
     with pytest.raises(ArtifactError, match="dvc repro prepare"):
-        run_all(Paths(tmp_path), only=["training"], params=exported.params)
+        run_all(RepoPaths(tmp_path), only=["training"], params=exported.params)
     with pytest.raises(ConfigError, match="train-steps=0"):
         BenchOptions.for_mode(quick=False, train_steps=0)
     assert not RepoPaths(tmp_path).bench_json.exists()
