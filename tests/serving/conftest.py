@@ -33,6 +33,9 @@ SERVE = {
     "traffic_log": {"max_bytes": 4096, "backups": 2},
 }
 
+# The Secret every replica would share (tests verify the ids the service returns with it).
+PREDICTION_ID_KEY = "test-only-prediction-id-key-0123456789"
+
 
 @pytest.fixture(scope="session")
 def serve_env(tmp_path_factory: pytest.TempPathFactory, exported: TinyExport) -> dict[str, str]:
@@ -46,6 +49,7 @@ def serve_env(tmp_path_factory: pytest.TempPathFactory, exported: TinyExport) ->
         "TEXTCLF_SERVE_FILE": str(serve_file),
         "TEXTCLF_TRAFFIC_DIR": str(tmp / "traffic"),
         "TEXTCLF_ONNX_VARIANT": "fp32",
+        "TEXTCLF_PREDICTION_ID_KEY": PREDICTION_ID_KEY,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
     }
 

@@ -240,7 +240,7 @@ def test_the_readme_curl_examples_work(server: BentoServer) -> None:
         outputs[command] = result.stdout
     predict, error = [out for cmd, out in outputs.items() if "/predict" in cmd]
     assert [set(p) for p in json.loads(predict)] == [
-        {"label", "probabilities", "model_version"}
+        {"id", "label", "probabilities", "model_version"}
     ] * 2
     assert "texts[1] is empty or only whitespace. Fix:" in json.loads(error)["detail"][0]["msg"]
     health = [out for cmd, out in outputs.items() if "/healthz" in cmd or "/readyz" in cmd]

@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from tests.exported import TinyExport
-from tests.serving.conftest import SERVE
+from tests.serving.conftest import PREDICTION_ID_KEY, SERVE
 from textclf.inference import OnnxClassifier
+from textclf.serving import ids
 from textclf.serving.batching import Batcher, OverloadedError
 from textclf.serving.schemas import EXAMPLE
 
@@ -49,11 +50,23 @@ def test_single_text(client: Any, direct: OnnxClassifier) -> None:
     resp = _predict(client, {"texts": ["I love this phone"]})
     assert resp.status_code == 200, resp.text
     (pred,) = resp.json()
-    assert set(pred) == {"label", "probabilities", "model_version"}
+    assert set(pred) == {"id", "label", "probabilities", "model_version"}
     assert list(pred["probabilities"]) == direct.labels
     assert sum(pred["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert pred["label"] == max(pred["probabilities"], key=pred["probabilities"].get)
     assert pred["model_version"] == direct.version
+    # The id is signed with the shared key and names what was predicted, by which model.
+    assert ids.verify(PREDICTION_ID_KEY.encode(), pred["id"]) == (direct.version, pred["label"])
+
+
+def test_every_text_gets_its_own_id_even_the_same_text(client: Any) -> None:
+    resp = _predict(client, {"texts": ["same text", "same text", "other"]})
+    assert resp.status_code == 200, resp.text
+    first = [p["id"] for p in resp.json()]
+    again = [p["id"] for p in _predict(client, {"texts": ["same text"]}).json()]
+    assert len(set(first + again)) == 4
+    with pytest.raises(ids.InvalidIdError):  # the test's key is what made them: not vacuous
+        ids.verify(b"another key of sixteen bytes or more", first[0])
 
 
 def test_batch_matches_direct_calls_in_input_order(client: Any, direct: OnnxClassifier) -> None:

@@ -514,7 +514,8 @@ def test_the_service_records_every_prediction(client: Any, serve_env: dict[str, 
     assert set(logged) == set(texts)
     assert {_mode(p) for p in traffic.glob("*.jsonl*")} == {0o600}
     for pred, text in zip(resp.json(), texts, strict=True):
-        assert set(logged[text]) == BASE_KEYS | {"text"}
+        assert set(logged[text]) == BASE_KEYS | {"id", "text"}
+        assert logged[text]["id"] == pred["id"]  # feedback for this id joins to this record
         assert logged[text]["label"] == pred["label"]
         assert logged[text]["probabilities"] == pytest.approx(pred["probabilities"])
         assert logged[text]["model_version"] == pred["model_version"]

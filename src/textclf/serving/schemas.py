@@ -17,6 +17,10 @@ EXAMPLE: JsonDict = {"texts": ["I love this phone", "the flight was delayed agai
 class Prediction(BaseModel):
     """The prediction for one text."""
 
+    id: str = Field(
+        description="this prediction's id, unique per text: send it back with the true label "
+        "as feedback; signed, it names the label and the model version"
+    )
     label: str = Field(description="the most probable label")
     probabilities: dict[str, float] = Field(description="probability of every label (sum 1)")
     model_version: str = Field(description="content hash of the served model files")

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 
 from textclf.config.serve import REQUEST_TIMEOUT_S
 from textclf.inference import OnnxClassifier
+from textclf.serving import ids
 from textclf.serving.batching import Batcher, BatchStats, ModelTimeoutError, OverloadedError
 from textclf.serving.middleware import (
     SYSTEM_ROUTES,
@@ -262,13 +263,18 @@ class TextClassifier:
         )
         self.model = model
         logger.info(
-            "loaded %s (%s, version %s, providers %s); traffic log: %s (text: %s)",
+            "loaded %s (%s, version %s, providers %s); traffic log: %s (text: %s); prediction "
+            "ids signed with %s",
             settings.model_dir,
             settings.variant,
             model.version,
             model.providers,
             self.traffic.path if self.traffic else "off",
             settings.traffic_text,
+            f"{ids.ID_KEY_ENV}"
+            if settings.prediction_id_key_shared
+            else "a key of this process "
+            f"only (set {ids.ID_KEY_ENV} from a Secret to verify ids on every replica)",
         )
 
     @bentoml.on_shutdown
@@ -310,10 +316,12 @@ class TextClassifier:
         probs = model.predict_proba(texts, self.settings.params.inference_batch_size)
         labels = model.labels
         out = []
+        key = self.settings.prediction_id_key
         for row in probs:
             best = labels[int(row.argmax())]
             out.append(
                 Prediction(
+                    id=ids.mint(key, model.version, best),
                     label=best,
                     model_version=model.version,
                     probabilities={lab: float(p) for lab, p in zip(labels, row, strict=True)},
@@ -325,7 +333,7 @@ class TextClassifier:
         if self.traffic is not None:  # queued, never blocking: written on the log's thread
             self.traffic.submit(
                 [
-                    (t, p.label, p.probabilities, p.model_version)
+                    (t, p.label, p.probabilities, p.model_version, p.id)
                     for t, p in zip(texts, out, strict=True)
                 ]
             )

@@ -19,6 +19,7 @@ from textclf.config.base import ONNX_VARIANTS, format_validation_error
 from textclf.config.serve import SERVE_FILE, ServeParams
 from textclf.errors import ConfigError
 from textclf.paths import Paths
+from textclf.serving.ids import ID_KEY_ENV, resolve_key
 from textclf.serving.traffic import HASH_KEY_ENV, MIN_HASH_KEY_BYTES, TEXT_MODES
 
 ENV_MODEL_DIR = "TEXTCLF_MODEL_DIR"
@@ -40,6 +41,9 @@ class ServeSettings:
     traffic_dir: Path | None
     traffic_text: str  # keep | hash | drop: TEXTCLF_TRAFFIC_TEXT over traffic_log.text
     traffic_hash_key: bytes | None = field(repr=False)  # TEXTCLF_TRAFFIC_HASH_KEY, UTF-8
+    # Signs prediction ids (textclf.serving.ids): TEXTCLF_PREDICTION_ID_KEY, else per process.
+    prediction_id_key: bytes = field(repr=False, default=b"")
+    prediction_id_key_shared: bool = False  # True when it came from the environment
 
 
 def find_root(start: Path | None = None) -> Path | None:
@@ -100,6 +104,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
         )
     traffic = env.get(ENV_TRAFFIC_DIR)
     text_mode, hash_key = _traffic_text(env, params, serve_file, enabled=bool(traffic))
+    try:
+        id_key, shared = resolve_key(env.get(ID_KEY_ENV))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return ServeSettings(
         params=params,
         serve_file=serve_file,
@@ -108,6 +116,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServeSettings:
         traffic_dir=Path(traffic) if traffic else None,
         traffic_text=text_mode,
         traffic_hash_key=hash_key,
+        prediction_id_key=id_key,
+        prediction_id_key_shared=shared,
     )
 
 

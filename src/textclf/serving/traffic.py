@@ -2,15 +2,18 @@
 
 Each line is one record (format version 2)::
 
-    {"v": 2, "ts": "2024-05-01T12:00:00.123+00:00", "label": "positive",
+    {"v": 2, "ts": "2024-05-01T12:00:00.123+00:00", "id": "p1.<version>.cG9zaXRpdmU.<nonce>.<mac>",
+     "label": "positive",
      "probabilities": {"negative": 0.1, "positive": 0.9}, "model_version": "<content hash>",
      "features": {"chars": 17, "words": 4, "non_letter_share": 0.0, "has_url": false,
                   "has_mention": false, "has_hashtag": false, "has_emoji": false},
      "text": "I love this phone"}
 
-``"text"`` is there only in the ``keep`` text mode and ``"text_hmac"`` (HMAC-SHA256 hex of the
-UTF-8 text) only in ``hash`` mode; ``drop`` keeps neither. ``features`` come from
-:func:`textclf.text_features.describe`, the code the drift reference profile is built with.
+``"id"`` is the prediction id the service returned for the text (:mod:`textclf.serving.ids`),
+the key that joins feedback to traffic. ``"text"`` is there only in the ``keep`` text mode and
+``"text_hmac"`` (HMAC-SHA256 hex of the UTF-8 text) only in ``hash`` mode; ``drop`` keeps
+neither. ``features`` come from :func:`textclf.text_features.describe`, the code the drift
+reference profile is built with.
 
 Files are ``<hostname>-<pid>.jsonl``, one per process, so pods and workers sharing a volume never
 write the same file; they are created 0600 (the directory 0700). Rotation keeps
@@ -59,8 +62,8 @@ DRAIN_TIMEOUT_S = 5.0
 # Current and rotated traffic files, as the drift check reads them.
 TRAFFIC_FILE = re.compile(r".+\.jsonl(?:\.\d+)?")
 
-# One classified text: (text, label, probabilities, model_version).
-Entry = tuple[str, str, dict[str, float], str]
+# One classified text: (text, label, probabilities, model_version[, prediction id]).
+Entry = tuple[str, str, dict[str, float], str] | tuple[str, str, dict[str, float], str, str]
 
 
 def default_name() -> str:
@@ -82,11 +85,13 @@ def record(
     *,
     text_mode: str = "keep",
     hash_key: bytes | None = None,
+    prediction_id: str | None = None,
 ) -> dict[str, Any]:
     """One traffic line (format version 2) for one classified text."""
     out: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "ts": (ts or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+        **({"id": prediction_id} if prediction_id else {}),
         "label": label,
         "probabilities": probabilities,
         "model_version": model_version,
@@ -351,11 +356,18 @@ class TrafficLog:
         lines = [
             json.dumps(
                 record(
-                    text, label, probs, version, stamp, text_mode=self.text_mode, hash_key=self._key
+                    text,
+                    label,
+                    probs,
+                    version,
+                    stamp,
+                    text_mode=self.text_mode,
+                    hash_key=self._key,
+                    prediction_id=ident[0] if ident else None,
                 ),
                 ensure_ascii=False,
             )
-            for text, label, probs, version in batch
+            for text, label, probs, version, *ident in batch
         ]
         # A lone surrogate cannot be UTF-8: written as its JSON escape, read back as is.
         return ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
