@@ -18,14 +18,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from textclf_dev.imports import closure
-from textclf_dev.stage_deps import dep_problems, main, rewrite
+from textclf_dev.stage_deps import dep_problems, main, rewrite, stage_closure, stage_modules
 
 SRC = REPO / "src"
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-STAGE_MODULES = sorted(
-    p.stem for p in (SRC / "textclf" / "stages").glob("*.py") if p.stem != "__init__"
-)
+STAGE_MODULES = stage_modules(SRC)
 
 
 def params_sections(stage: dict[str, Any]) -> set[str]:
@@ -62,7 +59,7 @@ def test_no_stage_imports_the_whole_params_file_or_the_repo_paths() -> None:
     feature must not rerun (or retrain) the stages."""
     outside = {"src/textclf/config/params.py", "src/textclf/repo_paths.py", "src/textclf/cli.py"}
     for name in STAGE_MODULES:
-        files = {p.relative_to(REPO).as_posix() for p in closure(SRC, f"textclf.stages.{name}")}
+        files = stage_closure(SRC, name)
         assert not files & outside, f"{name} imports {sorted(files & outside)}"
 
 
@@ -71,7 +68,7 @@ def test_no_stage_imports_the_whole_params_file_or_the_repo_paths() -> None:
 
 def test_a_lazy_import_counts() -> None:
     """train imports its Lightning module inside ``run``: it is in the closure all the same."""
-    files = {p.relative_to(REPO).as_posix() for p in closure(SRC, "textclf.stages.train")}
+    files = stage_closure(SRC, "train")
     assert "src/textclf/models/module.py" in files
     assert "src/textclf/models/predict.py" not in files  # evaluate's, not train's
 

@@ -47,14 +47,10 @@ class Figure:
 
     label: str
     source: str  # the report key it comes from: evaluate, train or export
-    get: Callable[[Run], float | None]
+    value: Callable[[Run], float | None]  # the figure in a run, None when its report is missing
     higher_is_better: bool | None
     noise: float = SCORE_NOISE
     relative: bool = False  # noise is a share of the base value
-
-    def value(self, run: Run) -> float | None:
-        """The figure in ``run``, or None when its report is missing."""
-        return self.get(run)
 
     def changed(self, new: float | None, old: float | None) -> bool | None:
         """Whether ``new`` differs from ``old`` by more than the noise floor (None: unknown)."""

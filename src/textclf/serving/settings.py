@@ -42,8 +42,8 @@ class ServeSettings:
     traffic_text: str  # keep | hash | drop: TEXTCLF_TRAFFIC_TEXT over traffic_log.text
     traffic_hash_key: bytes | None = field(repr=False)  # TEXTCLF_TRAFFIC_HASH_KEY, UTF-8
     # Signs prediction ids (textclf.serving.ids): TEXTCLF_PREDICTION_ID_KEY, else per process.
-    prediction_id_key: bytes = field(repr=False, default=b"")
-    prediction_id_key_shared: bool = False  # True when it came from the environment
+    prediction_id_key: bytes = field(repr=False)
+    prediction_id_key_shared: bool  # True when it came from the environment
 
 
 def find_root(start: Path | None = None) -> Path | None:

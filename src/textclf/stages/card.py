@@ -99,7 +99,8 @@ def _training(params: Inputs, live: TrainMetrics | None) -> list[str]:
 def _headline(run: Run) -> list[str]:
     """The same figures, labels and formatting as `textclf summary` and the PR review."""
     lines = ["## Headline", "", *summary_lines(run), "", "| figure | value |", "|---|---:|"]
-    lines += [f"| {f.label} | {fmt(f.value(run))} |" for f in FIGURES if f.value(run) is not None]
+    values = ((f.label, f.value(run)) for f in FIGURES)
+    lines += [f"| {label} | {fmt(value)} |" for label, value in values if value is not None]
     return [*lines, ""]
 
 
