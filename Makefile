@@ -22,7 +22,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento runner-image runner-push runner-pin \
   serve report gate release-tag release-manifests release-check release-verify release-pull release-pin release-images release-push release-missing release-verify-image checkout \
-  promote review-pull review-push review-plots
+  promote review-pull review-push review-plots review-traffic replay snapshot-import
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -58,6 +58,8 @@ BASE ?=
 # The checkout the review and release targets read (CI points them at a PR checkout whose code
 # never runs: the judging code is this one's). REV: a commit to check instead of the workspace.
 ROOT ?= .
+# The traffic snapshot `make report` replays (`textclf snapshot import` puts one in traffic/).
+TRAFFIC ?= $(ROOT)/traffic
 REV ?=
 REVIEW_DIR ?=
 BENTO_FILE ?= bentofile.yaml
@@ -74,8 +76,24 @@ bento: $(STAMP) ## Build the BentoML bento from the committed model (BENTO_FILE=
 serve: $(STAMP) ## Serve artifacts/onnx locally with BentoML on 127.0.0.1:$(PORT)
 	bentoml serve textclf.serving.service:TextClassifier --host 127.0.0.1 --port $(PORT)
 
-report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>, default origin/main or main)
+report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>, default origin/main or main); replays TRAFFIC first when it holds a snapshot
+	@if [ -f "$(TRAFFIC)/manifest.json" ]; then \
+	  $(MAKE) --no-print-directory replay ROOT="$(ROOT)" TRAFFIC="$(TRAFFIC)"; \
+	else \
+	  rm -f "$(ROOT)/reports/replay/summary.json" "$(ROOT)/reports/replay/summary.md"; \
+	  echo "no traffic snapshot in $(TRAFFIC): the review has no production replay (docs/production.md)"; \
+	fi
 	textclf report --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
+
+# The model replayed is ROOT's export; the replay settings are this checkout's params.yaml (in
+# the review: the base's, like the gate's thresholds).
+replay: $(STAMP) ## Replay TRAFFIC (default ROOT/traffic) through ROOT's export -> ROOT/reports/replay/summary.{json,md}
+	@test -f "$(ROOT)/artifacts/onnx/textclf.json" || { cd "$(ROOT)" && dvc checkout artifacts/onnx; }
+	textclf replay --root "$(ROOT)" --traffic "$(abspath $(TRAFFIC))" --params "$(CURDIR)/params.yaml"
+
+snapshot-import: $(STAMP) ## Import the latest traffic snapshot of FROM (prefix, snapshot, URL or traffic dir) as traffic/, commit traffic.dvc, dvc push
+	@test -n "$(FROM)" || { echo "usage: make snapshot-import FROM=<prefix|snapshot|url|traffic dir>" >&2; exit 2; }
+	textclf snapshot import --from "$(FROM)"
 
 gate: $(STAMP) ## Promotion gate against BASE, with BASE's thresholds; non-zero when it fails
 	textclf gate --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
@@ -130,7 +148,22 @@ promote: $(STAMP) ## (main, no PR code) Verify the merged outputs from the revie
 review-pull: $(STAMP) ## (review CI) Pull data, outputs and run-cache for the DVC files in REVIEW_DIR
 	@test -n "$(REVIEW_DIR)" || { echo "usage: make review-pull REVIEW_DIR=<dir>" >&2; exit 2; }
 	rm -rf "$(REVIEW_DIR)/.dvc" && mkdir -p "$(REVIEW_DIR)/.dvc" && cp .dvc/config "$(REVIEW_DIR)/.dvc/config"
+	@# Production texts never reach the PR's jobs: its traffic.dvc is not pulled (review-traffic is).
+	rm -rf "$(REVIEW_DIR)/traffic" "$(REVIEW_DIR)/traffic.dvc"
 	cd "$(REVIEW_DIR)" && dvc pull -r review --run-cache --allow-missing
+
+# The snapshot a PR is replayed on is the BASE's (this checkout's traffic.dvc), never the PR's,
+# pulled into a DVC project of its own so its texts stay out of the cache the PR's jobs get.
+review-traffic: $(STAMP) ## (review CI) Pull this checkout's traffic snapshot into OUT (or write OUT/NONE)
+	@test -n "$(OUT)" || { echo "usage: make review-traffic OUT=<dir>" >&2; exit 2; }
+	rm -rf "$(OUT)" "$(OUT).dvc-project" && mkdir -p "$(OUT)"
+	if [ -f traffic.dvc ]; then \
+	  mkdir "$(OUT).dvc-project" && cp traffic.dvc "$(OUT).dvc-project/" && cd "$(OUT).dvc-project" && \
+	  dvc init -q --no-scm && cp "$(CURDIR)/.dvc/config" .dvc/config && dvc pull -q -r review traffic.dvc && \
+	  textclf snapshot verify traffic && cp traffic/* "$(OUT)/" && rm -rf "$(OUT).dvc-project"; \
+	else \
+	  echo "$$(git log -1 --format=%h 2>/dev/null || echo 'this checkout') has no traffic.dvc: no production replay" > "$(OUT)/NONE"; \
+	fi
 
 review-push: $(STAMP) ## (review CI) Re-hash every object in REVIEW_DIR's DVC cache, then push to the review remote
 	@test -n "$(REVIEW_DIR)" || { echo "usage: make review-push REVIEW_DIR=<dir>" >&2; exit 2; }

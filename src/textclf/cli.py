@@ -11,6 +11,7 @@ import typer
 from textclf.console import ErrorReportingGroup, print_json
 from textclf.errors import TextclfError
 from textclf.monitoring.check import drift_check_cmd
+from textclf.production.cli import replay_cmd, snapshot_app
 from textclf.release.cli import release_app
 
 app = typer.Typer(
@@ -422,6 +423,8 @@ def check_params(
 
 
 app.add_typer(release_app, name="release")
+app.add_typer(snapshot_app, name="snapshot")
+app.command("replay")(replay_cmd)
 
 
 def main() -> None:

@@ -49,3 +49,21 @@ class RepoPaths(Paths):
     def gate_verdict(self) -> Path:
         """The promotion gate's verdict (JSON): passed, and every check with its reason."""
         return self.root / "reports" / "pr" / "gate.json"
+
+    @property
+    def traffic_dir(self) -> Path:
+        """The imported traffic snapshot (its own ``traffic.dvc``; never in git)."""
+        return self.root / "traffic"
+
+    @property
+    def traffic_dvc(self) -> Path:
+        return self.root / "traffic.dvc"
+
+    @property
+    def replay_dir(self) -> Path:
+        """``textclf replay``'s output (built in the review, never committed)."""
+        return self.root / "reports" / "replay"
+
+    @property
+    def replay_summary(self) -> Path:
+        return self.replay_dir / "summary.json"

@@ -38,8 +38,12 @@ REPO_URL = "https://github.com/your-org/gitops-text-classifier.git"
 SERVICE_PORT = 3000
 TRAFFIC_DIR = "/var/lib/textclf/traffic"
 TRAFFIC_PVC = "textclf-traffic"
-#: The drift image's entrypoint is the check; it judges the day since the last daily run.
-DRIFT_ARGS = ["--traffic-dir", TRAFFIC_DIR, "--since", "24h"]
+#: The storage prefix the drift job writes traffic snapshots to, for CI to import.
+SNAPSHOTS_DIR = "/var/lib/textclf/snapshots"
+SNAPSHOTS_PVC = "textclf-snapshots"
+#: The drift image's entrypoint is the check; it judges the day since the last daily run, then
+#: snapshots that window (joined with its feedback) under the prefix.
+DRIFT_ARGS = ["--traffic-dir", TRAFFIC_DIR, "--since", "24h", "--snapshot-to", SNAPSHOTS_DIR]
 #: Where the drift job pushes its gauges (cronjob-drift.yaml's TEXTCLF_PUSHGATEWAY), and the
 #: labels its series carry: the push's grouping key (job, namespace) and the verdict's.
 PUSHGATEWAY_URL = "http://prometheus-pushgateway.monitoring.svc:9091"
@@ -52,7 +56,9 @@ BENTOML_REQUEST_LABELS = frozenset(
 TARGET_LABELS = frozenset(
     {"namespace", "pod", "service", "endpoint", "job", "instance", "container"}
 )
-_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+SERVICE_SOURCE = REPO_ROOT / "src" / "textclf" / "serving" / "service.py"
+#: ``name{matchers}``; a quoted value may hold braces (``"{{args.namespace}}"``).
+_SELECTOR = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[^{}"]|"(?:[^"\\]|\\.)*")*)\}')
 _MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!=|!~|=)\s*"([^"]*)"')
 
 KUBECTL_HINT = (
@@ -386,11 +392,51 @@ def scraped_labels(own: frozenset[str] = BENTOML_REQUEST_LABELS) -> frozenset[st
     return TARGET_LABELS | renamed | {"le"}
 
 
+_METRIC_SUFFIXES = {"Counter": ("_total",), "Histogram": ("_bucket", "_sum", "_count")}
+
+
+def service_metrics(source: str | None = None) -> dict[str, frozenset[str]]:
+    """The textclf_* series the service exposes (src/textclf/serving/service.py's
+    ``prometheus_client`` counters and histograms, by exposed name: ``<name>_total``,
+    ``<name>_bucket``, ...) -> their own labels (``labelnames``, ``le`` for buckets)."""
+    tree = ast.parse(SERVICE_SOURCE.read_text("utf-8") if source is None else source)
+    found: dict[str, frozenset[str]] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        kind = node.func.attr
+        keywords = {k.arg: k.value for k in node.keywords}
+        name = keywords.get("name")
+        if kind not in (*_METRIC_SUFFIXES, "Gauge") or not isinstance(name, ast.Constant):
+            continue
+        metric = str(name.value)
+        if not metric.startswith("textclf_"):
+            continue
+        labels = keywords.get("labelnames")
+        try:
+            own = frozenset(ast.literal_eval(labels)) if labels is not None else frozenset()
+        except ValueError:
+            raise AssertionError(f"{metric}: labelnames is not a literal list") from None
+        for suffix in _METRIC_SUFFIXES.get(kind, ("",)):
+            found[f"{metric}{suffix}"] = own | ({"le"} if suffix == "_bucket" else set())
+    return found
+
+
 def label_problems(query: str) -> list[str]:
-    """Each label a PromQL query matches on that no scraped BentoML sample has (or misreads)."""
-    allowed = scraped_labels()
+    """Each label a PromQL query matches on that no scraped sample of that metric has (or
+    misreads): BentoML's request metrics, or a textclf_* metric the service defines with its
+    own labels (a textclf_* name the service does not define is a problem too)."""
+    own_labels = service_metrics()
     problems = []
     for metric, body in _SELECTOR.findall(query):
+        if metric.startswith("textclf_"):
+            if metric not in own_labels:
+                problems.append(f"{metric}: not a metric the service defines")
+                continue
+            renamed = {f"exported_{n}" if n in TARGET_LABELS else n for n in own_labels[metric]}
+            allowed = TARGET_LABELS | renamed
+        else:
+            allowed = scraped_labels()
         for name, value in _MATCHER.findall(body):
             if name not in allowed:
                 problems.append(f"{metric}: no label {name} after the scrape")
@@ -400,6 +446,11 @@ def label_problems(query: str) -> list[str]:
                     "BentoML's route is exported_endpoint"
                 )
     return problems
+
+
+def query_metrics(query: str) -> set[str]:
+    """The metric names a PromQL query selects (``name{...}``)."""
+    return {metric for metric, _ in _SELECTOR.findall(query)}
 
 
 def rule_metrics(prefixes: tuple[str, ...] = ("textclf_",)) -> set[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import fnmatch
 import math
+import os
 import re
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,8 @@ from .conftest import (
     PUSHGATEWAY_URL,
     REPO_URL,
     SERVICE_PORT,
+    SNAPSHOTS_DIR,
+    SNAPSHOTS_PVC,
     TRAFFIC_DIR,
     TRAFFIC_PVC,
     ConditionError,
@@ -31,14 +35,17 @@ from .conftest import (
     by_kind,
     containers,
     evaluate_condition,
+    kustomize_build,
     label_problems,
     load_yaml_documents,
     measurement_phase,
     one,
     pod_specs,
+    query_metrics,
     render,
     render_overlay,
     rule_metrics,
+    service_metrics,
     substitute_args,
     translate_condition,
 )
@@ -229,8 +236,10 @@ def test_traffic_is_recorded_on_the_shared_volume(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_drift_cronjob_contract(overlay: str) -> None:
-    """Daily `textclf drift-check` on the traffic PVC, read-only, never overlapping."""
-    cron = one(render_overlay(overlay), "CronJob")
+    """Daily `textclf drift-check` on the traffic PVC, read-only, never overlapping; it writes
+    the window's snapshot to the snapshots PVC, its only writable volume but the emptyDirs."""
+    docs = render_overlay(overlay)
+    cron = one(docs, "CronJob")
     spec = cron["spec"]
     minute, hour, day, month, weekday = spec["schedule"].split()
     assert minute.isdigit() and hour.isdigit() and (day, month, weekday) == ("*", "*", "*")
@@ -246,6 +255,24 @@ def test_drift_cronjob_contract(overlay: str) -> None:
     assert mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["persistentVolumeClaim"] == {"claimName": TRAFFIC_PVC, "readOnly": True}
+    # --snapshot-to names the writable mount of the snapshots claim (CI imports from it).
+    args = container["args"]
+    assert args.count("--snapshot-to") == 1
+    prefix = args[args.index("--snapshot-to") + 1]
+    assert prefix == SNAPSHOTS_DIR
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (snapshots,) = [m for m in container["volumeMounts"] if m["mountPath"] == prefix]
+    assert snapshots.get("readOnly", False) is False
+    claim = volumes[snapshots["name"]]["persistentVolumeClaim"]
+    assert claim == {"claimName": SNAPSHOTS_PVC}, "a read-only claim would refuse the write"
+    one(docs, "PersistentVolumeClaim", SNAPSHOTS_PVC)
+    assert not prefix.startswith(TRAFFIC_DIR + "/") and not TRAFFIC_DIR.startswith(prefix + "/")
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    scratch = {m["mountPath"] for m in container["volumeMounts"]
+               if "emptyDir" in volumes[m["name"]]}  # fmt: skip
+    assert writable - scratch == {SNAPSHOTS_DIR}
+    # Written as uid 1034; fsGroup gives that group the claim's files.
+    assert pod["securityContext"]["fsGroup"] == 1034
     # Exit 1 (drift), 3 (degraded log) and 2 (cannot check) are verdicts: fail the Job at once,
     # no retries. 0 is ok or insufficient data: a quiet cluster pages no one.
     (fail_rule,) = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
@@ -261,8 +288,18 @@ def test_drift_cronjob_contract(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_traffic_claim_survives_prune_and_app_deletion(overlay: str) -> None:
-    pvc = one(render_overlay(overlay), "PersistentVolumeClaim", TRAFFIC_PVC)
+def test_every_claim_is_one_of_the_surviving_ones(overlay: str) -> None:
+    """Each PersistentVolumeClaim rendered is checked below (a new one must be added there)."""
+    claims = by_kind(render_overlay(overlay), "PersistentVolumeClaim")
+    assert {c["metadata"]["name"] for c in claims} == {TRAFFIC_PVC, SNAPSHOTS_PVC}
+
+
+@pytest.mark.parametrize("claim", [TRAFFIC_PVC, SNAPSHOTS_PVC])
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_traffic_claim_survives_prune_and_app_deletion(overlay: str, claim: str) -> None:
+    """The recorded traffic and its snapshots outlive a sync, a prune and the app's deletion."""
+    pvc = one(render_overlay(overlay), "PersistentVolumeClaim", claim)
+    assert pvc["metadata"]["labels"]["app.kubernetes.io/name"] == "textclf"
     annotations = pvc["metadata"]["annotations"]
     options = set(annotations["argocd.argoproj.io/sync-options"].split(","))
     assert {"Prune=false", "Delete=false"} <= options
@@ -515,21 +552,39 @@ def test_canary_steps_gate_each_weight_on_analysis() -> None:
     assert rollout["spec"]["progressDeadlineAbort"] is True
 
 
+#: The metrics on BentoML's request metrics, and the one on the service's feedback counter.
+REQUEST_METRICS = ("error-rate", "p95-latency")
+LIVE_ACCURACY = "live-accuracy"
+#: How every query selects the canary's pods (pod names <rollout>-<pod-template-hash>-<suffix>).
+CANARY_PODS = 'pod=~".+-{{args.canary-hash}}-.+"'
+
+
+def _metrics(overlay: str = "production") -> dict[str, Manifest]:
+    return {m["name"]: m for m in _analysis_template(overlay)["spec"]["metrics"]}
+
+
+def _query(metric: Manifest) -> str:
+    return str(metric["provider"]["prometheus"]["query"])
+
+
 def test_analysis_queries_read_bentoml_metrics_of_the_canary() -> None:
-    """Error rate and p95 latency from BentoML's metrics, canary pods of this service only."""
+    """Error rate and p95 latency from BentoML's metrics, canary pods of this service only;
+    live accuracy from the service's feedback counter (test_live_accuracy_* below)."""
     template = _analysis_template()
-    metrics = {m["name"]: m for m in template["spec"]["metrics"]}
-    assert set(metrics) == {"error-rate", "p95-latency"}
+    metrics = _metrics()
+    assert set(metrics) == {*REQUEST_METRICS, LIVE_ACCURACY}
     declared = {a["name"] for a in template["spec"]["args"]}
     assert {"service-name", "namespace", "canary-hash"} <= declared
     for metric in metrics.values():
-        prometheus = metric["provider"]["prometheus"]
         used = set(re.findall(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}", str(metric)))
         assert used <= declared, f"undeclared args {used - declared}"
-        query = prometheus["query"]
-        assert 'service_name="{{args.service-name}}"' in query
+        query = _query(metric)
         assert 'namespace="{{args.namespace}}"' in query
-        assert "{{args.canary-hash}}" in query
+        assert CANARY_PODS in query
+        assert label_problems(query) == [], metric["name"]
+    for metric in (metrics[name] for name in REQUEST_METRICS):
+        query = _query(metric)
+        assert 'service_name="{{args.service-name}}"' in query
         assert 'exported_endpoint="/predict"' in query
         # The floor: nothing (Inconclusive) while the canary serves too few requests to judge.
         judged, sep, floor = query.rpartition("and on()")
@@ -539,20 +594,248 @@ def test_analysis_queries_read_bentoml_metrics_of_the_canary() -> None:
         name = "sum(rate(bentoml_service_request_total"
         assert counted.startswith(name) and counted.endswith("[2m]))"), counted
         assert counted[len(name) : -len("[2m]))")] in judged, "it counts the judged requests"
-        assert label_problems(query) == []
-    error_query = metrics["error-rate"]["provider"]["prometheus"]["query"]
+        assert query_metrics(query) <= {
+            "bentoml_service_request_total",
+            "bentoml_service_request_duration_seconds_bucket",
+        }
+    error_query = _query(metrics["error-rate"])
     assert error_query.count("bentoml_service_request_total") == 3
     assert 'http_response_code=~"5.."' in error_query
     assert "or vector(0)" in error_query, "zero 5xx must read as 0, not as no data"
-    latency_query = metrics["p95-latency"]["provider"]["prometheus"]["query"]
+    latency_query = _query(metrics["p95-latency"])
     assert "histogram_quantile(0.95" in latency_query
     assert "bentoml_service_request_duration_seconds_bucket" in latency_query
     assert "by (le)" in latency_query
-    resolved = substitute_args(
-        error_query,
-        _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"}),
+    for metric in metrics.values():
+        resolved = substitute_args(
+            _query(metric),
+            _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"}),
+        )
+        assert "{{" not in resolved
+
+
+# --------------------------------------------------------------------------- live accuracy
+
+_MATCHERS = re.compile(r'([a-zA-Z_]\w*)\s*(=~|!=|!~|=)\s*"([^"]*)"')
+#: sum(increase(<feedback>[window]) and on(model_version) <predictions of the canary pods>):
+#: the join keeps each feedback series of a model version the canary predicts with, and the
+#: sum comes after it (summed first, the model_version label is gone and nothing joins).
+_JOINED_FEEDBACK = (
+    r'sum\(\s*increase\(textclf_feedback_total\{(?P<feedback%(n)s>(?:[^{}"]|"[^"]*")*)\}'
+    r"\[\{\{args\.live-accuracy-window\}\}\]\)\s+and on\(model_version\)\s+"
+    r'textclf_predictions_total\{(?P<canary%(n)s>(?:[^{}"]|"[^"]*")*)\}\s*\)'
+)
+_NAMESPACE = ("namespace", "=", "{{args.namespace}}")
+_CANARY_MATCHERS = {_NAMESPACE, ("pod", "=~", ".+-{{args.canary-hash}}-.+")}
+CORRECT = ("correct", "=", "true")
+
+
+def _matchers(body: str) -> set[tuple[str, str, str]]:
+    return set(_MATCHERS.findall(body))
+
+
+def _unwrap(expr: str) -> str:
+    """``expr`` without one pair of parentheses around all of it, if it has them."""
+    if not (expr.startswith("(") and expr.endswith(")")):
+        return expr
+    depth = 0
+    for i, char in enumerate(expr):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and i < len(expr) - 1:
+            return expr  # "(a) / (b)": the first parenthesis closes early
+    return expr[1:-1].strip()
+
+
+def live_accuracy_problems(query: str) -> list[str]:
+    """What is wrong with a live-accuracy query, read as
+    ``((correct or vector(0)) / all and on() all >= min-feedback) or on() vector(-1)``, where
+    ``all`` is the canary model versions' feedback in the window and ``correct`` the same
+    restricted to correct="true"."""
+    q = " ".join(query.split())
+    body, sep, fallback = q.rpartition(" or on() ")
+    if not sep or fallback != "vector(-1)":
+        return ["no `or on() vector(-1)`: too little feedback must read -1, not nothing"]
+    judged, sep, floor = _unwrap(body).rpartition(" and on() ")
+    counted, _, minimum = floor.rpartition(" >= ")
+    if not sep or minimum != "{{args.min-feedback}}":
+        return ["no floor `and on() <feedback> >= {{args.min-feedback}}`"]
+    numerator, sep, denominator = judged.partition(" / ")
+    all_feedback = re.fullmatch(_JOINED_FEEDBACK % {"n": ""}, denominator)
+    problems = []
+    if not sep or all_feedback is None:
+        return ["the denominator is not sum(increase(feedback) and on(model_version) canary)"]
+    if counted != denominator:
+        problems.append("the floor does not count the feedback it judges")
+    feedback = _matchers(all_feedback["feedback"])
+    if feedback != {_NAMESPACE}:
+        problems.append(f"feedback selected by {sorted(feedback - {_NAMESPACE})}: feedback "
+                        "reaches stable pods too; select it by model_version only")  # fmt: skip
+    if _matchers(all_feedback["canary"]) != _CANARY_MATCHERS:
+        problems.append("the model versions are not those of the canary pods' predictions")
+    correct = re.fullmatch(
+        r"\(\s*" + _JOINED_FEEDBACK % {"n": ""} + r"\s+or vector\(0\)\s*\)", numerator
     )
-    assert "{{" not in resolved
+    if correct is None:
+        problems.append("the numerator is not (sum(...correct...) or vector(0)): zero correct "
+                        "must read 0")  # fmt: skip
+    else:
+        same_canary = _matchers(correct["canary"]) == _matchers(all_feedback["canary"])
+        if _matchers(correct["feedback"]) != feedback | {CORRECT} or not same_canary:
+            problems.append('the numerator is not the denominator restricted to correct="true"')
+    return problems
+
+
+def _live_accuracy() -> tuple[Manifest, Manifest]:
+    template = _analysis_template()
+    return template, _metrics()[LIVE_ACCURACY]
+
+
+def test_live_accuracy_query_reads_the_canary_model_versions_feedback() -> None:
+    """Correct share of textclf_feedback_total for the model versions the canary pods predict
+    with (feedback may reach a stable pod: selected by model_version, never by pod); -1 below
+    min-feedback items in the window."""
+    template, metric = _live_accuracy()
+    query = _query(metric)
+    assert live_accuracy_problems(query) == []
+    assert query.count("textclf_feedback_total") == 3
+    assert query.count('correct="true"') == 1
+    assert query.count("and on(model_version)") == 3
+    assert " ".join(query.split()).endswith("or on() vector(-1)")
+    # Counters the service registers, matched on their own labels and the target labels.
+    read = query_metrics(query)
+    assert read == {"textclf_feedback_total", "textclf_predictions_total"}
+    assert read <= set(service_metrics())
+    assert {"correct", "model_version"} <= service_metrics()["textclf_feedback_total"]
+    assert "model_version" in service_metrics()["textclf_predictions_total"]
+    assert label_problems(query) == []
+    # The canary pods are the request metrics' canary pods.
+    for name in REQUEST_METRICS:
+        assert CANARY_PODS in _query(_metrics()[name])
+    defaults = _template_args(template)
+    assert defaults["min-live-accuracy"] == "0", "off by default: overlays raise it"
+    assert int(defaults["min-feedback"]) >= 1, "at 0 an empty window is 0/0 = NaN"
+    assert re.fullmatch(r"[0-9]+[smh]", defaults["live-accuracy-window"])
+    # Measured like the others: the analysis step takes no longer for it.
+    for name in REQUEST_METRICS:
+        other = _metrics()[name]
+        for key in ("interval", "count", "failureLimit", "inconclusiveLimit"):
+            assert metric[key] == other[key], key
+
+
+def test_the_template_documents_minus_one() -> None:
+    text = (DEPLOY_DIR / "base" / "analysistemplate.yaml").read_text("utf-8")
+    assert "-1 = too little feedback to judge" in text
+
+
+def _without(query: str, old: str, new: str = "") -> str:
+    normalized = " ".join(query.split())
+    assert old in normalized, old
+    return normalized.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "caught"),
+    [
+        # sum first, then the join: sum() drops model_version, so nothing ever joins (-1).
+        (lambda q: _without(_without(q, "]) and on(model_version) ",
+                                     "])) and on(model_version) "), '.+"} )', '.+"}'),
+         "the denominator is not"),
+        (lambda q: _without(q, " or on() vector(-1)"), "no `or on() vector(-1)`"),
+        (lambda q: _without(q, " >= {{args.min-feedback}}"), "no floor"),
+        (lambda q: _without(q, ', correct="true"'), "the numerator is not the denominator"),
+        (lambda q: _without(q, " or vector(0)"), "the numerator is not (sum"),
+        (lambda q: _without(q, 'textclf_feedback_total{namespace="{{args.namespace}}"',
+                            'textclf_feedback_total{namespace="{{args.namespace}}", '
+                            + CANARY_PODS), "feedback selected by"),
+        (lambda q: _without(q, ', pod=~".+-{{args.canary-hash}}-.+"'),
+         "the model versions are not"),
+    ],
+)  # fmt: skip
+def test_the_live_accuracy_check_catches_each_mistake(break_it: Any, caught: str) -> None:
+    """Negative controls of live_accuracy_problems."""
+    broken = break_it(_query(_live_accuracy()[1]))
+    problems = live_accuracy_problems(broken)
+    assert any(p.startswith(caught) for p in problems), problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_live_accuracy_measurements(overlay: str) -> None:
+    """-1 (too little feedback) passes and says so; with enough feedback, accuracy below a
+    raised min-live-accuracy fails; no data or NaN is Inconclusive like the others."""
+    template = _analysis_template(overlay)
+    metric = _metrics(overlay)[LIVE_ACCURACY]
+    args = _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"})
+    assert 0 <= float(args["min-live-accuracy"]) <= 1
+    raised = {**args, "min-live-accuracy": "0.8"}
+    for minimum in ({**args, "min-live-accuracy": "0"}, raised):
+        assert measurement_phase(metric, [-1.0], minimum) == "Successful"
+        assert measurement_phase(metric, [0.93], minimum) == "Successful"
+        assert measurement_phase(metric, [], minimum) == "Inconclusive"
+        assert measurement_phase(metric, [NAN], minimum) == "Inconclusive"
+    # Off ("0"): every accuracy passes and is only recorded.
+    assert measurement_phase(metric, [0.0], {**args, "min-live-accuracy": "0"}) == "Successful"
+    assert measurement_phase(metric, [0.5], raised) == "Failed"
+    assert measurement_phase(metric, [0.0], raised) == "Failed"
+    assert measurement_phase(metric, [0.8], raised) == "Successful"
+    assert int(metric["inconclusiveLimit"]) < int(metric["count"]) // 2
+    assert int(metric["failureLimit"]) < int(metric["count"]) // 2
+
+
+def test_without_the_minus_one_branch_little_feedback_would_fail() -> None:
+    """Negative control: conditions that only compare with the minimum fail the -1 of "too
+    little feedback" once the minimum is raised (and even at "0"), aborting every canary."""
+    template, metric = _live_accuracy()
+    args = _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"})
+    naive = {
+        **metric,
+        "successCondition": "len(result) > 0 && !isNaN(result[0]) && "
+        "result[0] >= {{args.min-live-accuracy}}",
+        "failureCondition": "len(result) > 0 && !isNaN(result[0]) && "
+        "result[0] < {{args.min-live-accuracy}}",
+    }
+    raised = {**args, "min-live-accuracy": "0.8"}
+    assert measurement_phase(naive, [-1.0], raised) == "Failed"
+    assert measurement_phase(naive, [-1.0], args) == "Failed"
+    assert measurement_phase(metric, [-1.0], raised) == "Successful"
+    # Only the -1 branch differs: real accuracies are judged the same.
+    for value in (0.5, 0.8, 0.93):
+        assert measurement_phase(naive, [value], raised) == measurement_phase(
+            metric, [value], raised
+        )
+
+
+def _readme_overlay_patch() -> list[dict[str, Any]]:
+    """The kustomize `patches:` block deploy/README.md gives to turn live accuracy on."""
+    text = (DEPLOY_DIR / "README.md").read_text("utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S)
+    (block,) = [b for b in blocks if "min-live-accuracy" in b]
+    return list(yaml.safe_load(block)["patches"])
+
+
+def test_the_documented_overlay_patch_turns_live_accuracy_on(tmp_path: Path) -> None:
+    """deploy/README.md's patch, applied to production, raises min-live-accuracy and keeps the
+    rest of the template; a low accuracy then fails the canary."""
+    patches = _readme_overlay_patch()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        # kustomize takes no absolute resource path: relative to the temporary overlay.
+        "resources": [os.path.relpath(OVERLAYS_DIR / "production", tmp_path)],
+        "patches": patches,
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), "utf-8")
+    patched = one(kustomize_build(tmp_path), "AnalysisTemplate", "textclf-canary")
+    before = _analysis_template()
+    args = _template_args(patched, namespace="textclf-production", **{"canary-hash": "abc"})
+    minimum = float(args["min-live-accuracy"])
+    assert 0 < minimum <= 1
+    assert {**_template_args(before), "min-live-accuracy": args["min-live-accuracy"]} == (
+        _template_args(patched)
+    )
+    assert patched["spec"]["metrics"] == before["spec"]["metrics"]
+    metric = next(m for m in patched["spec"]["metrics"] if m["name"] == LIVE_ACCURACY)
+    assert measurement_phase(metric, [minimum / 2], args) == "Failed"
+    assert measurement_phase(metric, [-1.0], args) == "Successful"
 
 
 def test_the_label_check_catches_a_route_matched_on_the_target_label() -> None:
@@ -567,11 +850,28 @@ def test_the_label_check_catches_a_route_matched_on_the_target_label() -> None:
     assert label_problems('up{instance_name="x"}') == [
         "up: no label instance_name after the scrape"
     ]
+    # The service's own metrics are checked on their own labels, past templated values.
+    canary = 'namespace="{{args.namespace}}", pod=~".+-{{args.canary-hash}}-.+"'
+    assert label_problems(f'textclf_feedback_total{{{canary}, model_version="v", correct="true"}}'
+                          ) == []  # fmt: skip
+    assert label_problems(f'textclf_predictions_total{{{canary}, service_name="textclf"}}') == [
+        "textclf_predictions_total: no label service_name after the scrape"
+    ]
+    assert label_problems(f'textclf_predictions_total{{{canary}, correct="true"}}') == [
+        "textclf_predictions_total: no label correct after the scrape"
+    ]
+    assert label_problems('textclf_feedbacks_total{namespace="x"}') == [
+        "textclf_feedbacks_total: not a metric the service defines"
+    ]
+    assert label_problems(f'bentoml_service_request_total{{{canary}, endpoint="/predict"}}') == [
+        'bentoml_service_request_total: endpoint="/predict" matches the target label '
+        "(the port name); BentoML's route is exported_endpoint"
+    ]
 
 
-@pytest.mark.parametrize("metric_name", ["error-rate", "p95-latency"])
+@pytest.mark.parametrize("metric_name", [*REQUEST_METRICS, LIVE_ACCURACY])
 def test_analysis_conditions_require_data(metric_name: str) -> None:
-    """Both conditions start with an explicit data check before comparing."""
+    """Both conditions of each metric start with an explicit data check before comparing."""
     template = _analysis_template()
     metric = next(m for m in template["spec"]["metrics"] if m["name"] == metric_name)
     args = _template_args(template, namespace="textclf-production", **{"canary-hash": "abc"})

@@ -17,16 +17,21 @@ from textclf_dev.bench.image import POD_FLAGS, run_image
 pytestmark = pytest.mark.image
 
 TRAFFIC = "/var/lib/textclf/traffic"
+SNAPSHOTS = "/var/lib/textclf/snapshots"  # deploy/base/cronjob-drift.yaml's --snapshot-to
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _drift_check(
-    env: dict[str, str], image: str, traffic: Path
+    env: dict[str, str], image: str, traffic: Path, snapshots: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The CronJob's container: the traffic volume read-only, no network."""
+    """The CronJob's container: the traffic volume read-only, no network; with ``snapshots``,
+    the snapshot volume writable and ``--snapshot-to`` as the CronJob passes it."""
     flags = [f for f in POD_FLAGS if f != "--network=host"]
+    snap = [f"--volume={snapshots}:{SNAPSHOTS}"] if snapshots else []
+    args = ["--snapshot-to", SNAPSHOTS] if snapshots else []
     return subprocess.run(
         ["podman", "run", "--rm", *flags, "--network=none", f"--volume={traffic}:{TRAFFIC}:ro",
-         image, "--traffic-dir", TRAFFIC],
+         *snap, image, "--traffic-dir", TRAFFIC, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -49,18 +54,52 @@ def test_the_drift_image_checks_what_the_serving_image_recorded(
         extra_env={"TEXTCLF_TRAFFIC_DIR": TRAFFIC},
         volumes=[f"{traffic}:{TRAFFIC}"],
     ) as container:
+        ids = []
         for i in range(40):
             batch = [f"{texts[(i + j) % 4]} #{i}" for j in range(4)]
             resp = httpx.post(f"{container.url}/predict", json={"texts": batch}, timeout=60)
             assert resp.status_code == 200, resp.text
+            ids += [p["id"] for p in resp.json()]
+        # Users label every 4th answer; an unknown label is refused and records nothing.
+        items = [{"id": ident, "label": "negative"} for ident in ids[::4]]
+        for start in range(0, len(items), 8):
+            resp = httpx.post(
+                f"{container.url}/feedback", json={"items": items[start : start + 8]}, timeout=60
+            )
+            assert resp.json() == {"accepted": len(items[start : start + 8]), "duplicates": 0}
+        bad = httpx.post(
+            f"{container.url}/feedback", json={"items": [{"id": ids[1], "label": "postive"}]}
+        )
+        assert bad.status_code == 400 and "items[0].label 'postive'" in bad.text
     assert list(traffic.glob("*.jsonl")), "the service recorded traffic"
+    assert list(traffic.glob("*.feedback.jsonl")), "and feedback beside it"
 
-    result = _drift_check(containers_env, drift, traffic)
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    os.chown(snapshots, 1034, 1034)
+    result = _drift_check(containers_env, drift, traffic, snapshots)
     assert result.returncode in (0, 1), result.stdout + result.stderr
     summary = json.loads(result.stdout)
     assert isinstance(summary["drift_detected"], bool)
-    assert summary["rows"]["current"] == 160
+    assert summary["rows"]["current"] == 160  # feedback files are not traffic
+    assert summary["traffic"]["skipped"]["total"] == 0
     assert summary["model_version_mismatch"] is False  # the profile is the served model's
+    assert summary["snapshot"]["requests"] == 160 and summary["snapshot"]["labelled"] == 40
+
+    # The snapshot the CronJob wrote, replayed through the model the image serves: no change.
+    (snapshot,) = snapshots.iterdir()
+    out = tmp_path / "replay"
+    replay = subprocess.run(
+        ["textclf", "replay", "--traffic", str(snapshot), "--root", str(REPO), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    report = json.loads((out / "summary.json").read_text())
+    assert report["requests"] == 160 and report["changed_share"] == 0.0
+    assert report["feedback"]["requests"] == 40
+    assert list(report["production_models"]) == [report["model"]["version"]]
 
 
 def test_an_empty_traffic_directory_exits_2_and_says_why(

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -26,6 +26,7 @@ from tests.exported import TinyExport
 from tests.serving.conftest import SERVE
 from tests.serving.live import REFUSED, post_oversized, serving
 from textclf.inference import OnnxClassifier
+from textclf.records import is_feedback_file
 from textclf_dev.bench.server import BentoServer
 from textclf_dev.toy import toy_frame
 
@@ -34,6 +35,8 @@ SERVING_DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 CLIENTS, REQUESTS, LOAD_LIMIT_S = 16, 320, 120
 ATOL = 1e-6  # served vs in-process probabilities of one text (same graph, other batches)
+MAX_TEXTS, MAX_CHARS = cast(int, SERVE["max_batch_size"]), cast(int, SERVE["max_text_chars"])
+MAX_BODY = cast(int, SERVE["max_body_bytes"])
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +87,7 @@ def test_health_over_http(server: BentoServer, path: str) -> None:
 
 
 def test_bad_requests_over_http_are_4xx(server: BentoServer) -> None:
-    too_many = _post(server, {"texts": ["a"] * (SERVE["max_batch_size"] + 1)})
+    too_many = _post(server, {"texts": ["a"] * (MAX_TEXTS + 1)})
     assert too_many.status_code == 400
     assert "at most 8 are accepted per request. Fix:" in too_many.json()["detail"][0]["msg"]
     not_json = httpx.post(
@@ -152,7 +155,7 @@ def _raw_request(server: BentoServer, head: str, body_parts: list[bytes]) -> tup
 
 def test_a_20_mb_body_gets_413_without_being_read(server: BentoServer) -> None:
     """The client declares 20 MB and sends 64 KiB: the answer comes without the rest."""
-    limit = SERVE["max_body_bytes"]
+    limit = MAX_BODY
     head = (
         "POST /predict HTTP/1.1\nHost: test\nContent-Type: application/json\n"
         "Content-Length: 20000000\n"
@@ -175,7 +178,7 @@ def test_a_chunked_body_over_the_limit_gets_413(server: BentoServer) -> None:
         "Transfer-Encoding: chunked\n"
     )
     chunk = b"x" * 16384
-    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (SERVE["max_body_bytes"] // 16384 + 4)
+    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (MAX_BODY // 16384 + 4)
     response, _ = _raw_request(server, head, parts)
     assert response.startswith(b"HTTP/1.1 413"), response[:300]
 
@@ -205,7 +208,7 @@ def test_random_paths_add_no_metric_series(server: BentoServer) -> None:
 
 def test_a_rejected_request_is_logged_without_its_text(server: BentoServer, live_dir: Path) -> None:
     marker = f"secret-{uuid.uuid4().hex}"
-    resp = _post(server, {"texts": [marker + "z" * SERVE["max_text_chars"]]})
+    resp = _post(server, {"texts": [marker + "z" * MAX_CHARS]})
     assert resp.status_code == 400
     assert marker not in resp.text  # the answer names the item and the fix, not the text
     log = live_dir / "serve.log"
@@ -218,26 +221,39 @@ def test_a_rejected_request_is_logged_without_its_text(server: BentoServer, live
     assert marker not in text and "input_value" not in text
 
 
-def _readme_commands() -> list[str]:
-    """The curl commands of docs/serving.md's "Serve the model" section (continuations joined)."""
+def _readme_blocks() -> list[str]:
+    """The ``bash`` blocks of docs/serving.md's "Serve the model" section."""
     section = SERVING_DOC.read_text("utf-8").split("## Serve the model", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    return re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+
+
+def _is_script(block: str) -> bool:
+    """A block whose commands build on each other (it sets a variable): it is run whole."""
+    return re.search(r"^[A-Za-z_]\w*=", block, flags=re.MULTILINE) is not None
+
+
+def _readme_commands() -> list[str]:
+    """The curl commands of the section's other blocks (continuations joined), one by one."""
+    blocks = [b for b in _readme_blocks() if not _is_script(b)]
     lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
     return [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
+
+
+def _run_live(server: BentoServer, command: str) -> str:
+    """Run documented bash against the live server; its stdout."""
+    assert "http://127.0.0.1:3000/" in command, command
+    live = command.replace("http://127.0.0.1:3000", server.url)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", live], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, (command, result.stdout, result.stderr)
+    return result.stdout
 
 
 def test_the_readme_curl_examples_work(server: BentoServer) -> None:
     commands = _readme_commands()
     assert len(commands) >= 4, commands
-    outputs = {}
-    for command in commands:
-        assert "http://127.0.0.1:3000/" in command, command
-        live = command.replace("http://127.0.0.1:3000", server.url)
-        result = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", live], capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, (command, result.stdout, result.stderr)
-        outputs[command] = result.stdout
+    outputs = {command: _run_live(server, command) for command in commands}
     predict, error = [out for cmd, out in outputs.items() if "/predict" in cmd]
     assert [set(p) for p in json.loads(predict)] == [
         {"id", "label", "probabilities", "model_version"}
@@ -248,6 +264,18 @@ def test_the_readme_curl_examples_work(server: BentoServer) -> None:
     (metrics,) = [out for cmd, out in outputs.items() if "/metrics" in cmd]
     assert "bentoml_service_request_total{" in metrics
     assert "textclf_predictions_total{" in metrics
+
+
+def test_the_readme_feedback_example_works(server: BentoServer) -> None:
+    """The feedback block (an id from /predict, then /feedback) runs as one script, and answers
+    what the block's last comment shows."""
+    (script,) = [b for b in _readme_blocks() if _is_script(b)]
+    assert "/predict" in script and "/feedback" in script, script
+    shown = json.loads(script.strip().splitlines()[-1].removeprefix("#").strip())
+    assert shown == {"accepted": 1, "duplicates": 0}
+    assert json.loads(_run_live(server, script)) == shown
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert sum(_samples(text, "textclf_feedback_total").values()) >= 1
 
 
 def test_schema_fuzz_finds_no_server_error(server: BentoServer, live_dir: Path) -> None:
@@ -282,8 +310,15 @@ def test_schema_fuzz_finds_no_server_error(server: BentoServer, live_dir: Path) 
         cwd=live_dir,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "5 selected / 5 total" in result.stdout  # /predict plus health and metrics
-    assert "No issues found" in result.stdout
+    assert "6 selected / 6 total" in result.stdout  # /predict, /feedback, health and metrics
+    if "No issues found" not in result.stdout:
+        # The one warning expected: no generator can sign an id, so /feedback answers nearly
+        # every generated body with a 400 ("schema validation mismatch"); for it only.
+        warnings = result.stdout.split(" WARNINGS ", 1)[1].split(" SUMMARY ", 1)[0]
+        assert warnings.count("💡") == 1 and "Schema validation mismatch" in warnings, warnings
+        assert re.findall(r"^\s*- (\w+ \S+)$", warnings, flags=re.MULTILINE) == [
+            "POST /feedback"
+        ], warnings
     codes = _samples(
         httpx.get(f"{server.url}/metrics", timeout=10).text, "bentoml_service_request_total"
     )
@@ -348,6 +383,7 @@ def test_concurrent_load_loses_and_mixes_up_nothing(
     lines = [
         json.loads(line)
         for path in sorted((live_dir / "traffic").glob("*.jsonl*"))
+        if not is_feedback_file(path.name)  # the feedback example's file is beside it
         for line in path.read_text("utf-8").split("\n")[:-1]  # JSON lines end with "\n" only
     ]
     logged = Counter(r["text"] for r in lines if r["text"].startswith(tag))

@@ -22,6 +22,7 @@ from tests.serving.conftest import SERVE
 from textclf.config.serve import TrafficLogParams
 from textclf.errors import ConfigError
 from textclf.monitoring.slices import text_features
+from textclf.records import is_feedback_file
 from textclf.serving.settings import load_settings
 from textclf.serving.traffic import TEXT_MODES, TrafficLog, default_name, record
 from textclf.text_features import FEATURES, FLAG_FAMILIES
@@ -538,7 +539,7 @@ def test_the_service_rotates_its_file(client: Any, serve_env: dict[str, str]) ->
         body = {"texts": [f"rotation {i} {j} " + "z" * 150 for j in range(4)]}
         assert client.post("/predict", json=body).status_code == 200
     _wait_for(traffic, "rotation 11 3 " + "z" * 150)
-    files = sorted(traffic.glob("*.jsonl*"))
+    files = sorted(p for p in traffic.glob("*.jsonl*") if not is_feedback_file(p.name))
     stems = {p.name.split(".jsonl")[0] for p in files}
     assert len(stems) == 1  # one process, one file family
     assert len(files) == backups + 1

@@ -440,9 +440,31 @@ def test_secrets_and_oidc_live_only_in_jobs_that_run_no_pr_code() -> None:
     for name in ("pull", "dvc-push"):
         with_secret = [s for s in steps(jobs[name]) if "secrets." in yaml.safe_dump(s)]
         assert [s["run"] for s in with_secret] in (
-            ['make -C base review-pull REVIEW_DIR="$GITHUB_WORKSPACE/pr"'],
+            [
+                'make -C base review-pull REVIEW_DIR="$GITHUB_WORKSPACE/pr"',
+                'make -C base review-traffic OUT="$GITHUB_WORKSPACE/production"',
+            ],
             ['make -C base review-push REVIEW_DIR="$GITHUB_WORKSPACE/pr"'],
         )
+
+
+def test_the_judge_replays_on_the_base_snapshot_never_the_prs() -> None:
+    """review-pull drops the PR's traffic.dvc before pulling (its texts stay out of the cache
+    the PR's jobs get); review-traffic pulls the base's into its own DVC project; the judge
+    replays that one."""
+    makefile = (REPO / "Makefile").read_text()
+    pull = makefile[makefile.index("\nreview-pull:") :].split("\n\n")[0]
+    assert pull.index('rm -rf "$(REVIEW_DIR)/traffic" "$(REVIEW_DIR)/traffic.dvc"') < pull.index(
+        "dvc pull"
+    )
+    traffic = makefile[makefile.index("\nreview-traffic:") :].split("\n\n")[0]
+    assert "cp traffic.dvc" in traffic and "dvc init -q --no-scm" in traffic
+    assert "textclf snapshot verify traffic" in traffic
+    judge = jobs_of(review())["judge"]
+    [report] = [r for r in runs(judge) if "make -C base report" in r]
+    assert 'TRAFFIC="$GITHUB_WORKSPACE/traffic"' in report
+    download = next(s for s in steps(judge) if s.get("with", {}).get("name") == "review-traffic")
+    assert download["with"]["path"] == "traffic"
 
 
 def test_fork_outputs_never_reach_the_dvc_remote_or_the_registry() -> None:
@@ -555,9 +577,13 @@ def test_artifacts_flow_from_job_to_job() -> None:
             s["with"]["name"] for s in steps(jobs[job]) if "download-artifact" in s.get("uses", "")
         }
 
-    assert set(uploads("pull")) == {"review-inputs"} and downloads("repro") == {"review-inputs"}
+    assert set(uploads("pull")) == {"review-inputs", "review-traffic"}
+    assert downloads("repro") == {"review-inputs"}  # production texts never reach PR code
     assert set(uploads("repro")) == {"review-outputs"}
-    assert downloads("judge") == downloads("dvc-push") == {"review-outputs"}
+    assert downloads("judge") == {"review-outputs", "review-traffic"}
+    assert downloads("dvc-push") == {"review-outputs"}
+    assert uploads("pull")["review-traffic"]["path"] == "production/"
+    assert uploads("pull")["review-inputs"]["path"].split() == ["pr/data/", "pr/.dvc/cache/"]
     assert downloads("image") == {"review-outputs"}
     assert set(uploads("image")) == {"image-${{ matrix.variant }}"}
     assert downloads("publish") == {"review-outputs", "image-${{ matrix.variant }}"}

@@ -65,6 +65,22 @@ class GateParams(Section):
         description="fail when the drift stage detected drift; false shows drift as a "
         "warning only (true/false)",
     )
+    max_replay_changed_share: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="most recorded production answers the PR's model may change (textclf "
+        "replay on the base's traffic snapshot), in [0, 1], or null to not check it; when set, "
+        "a review without a replay fails",
+    )
+    min_live_accuracy_delta: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="the PR's accuracy on the requests users labelled (POST /feedback) minus "
+        "production's, at least this, in [-1, 1] (e.g. -0.01), or null to not check it; when "
+        "set, a review without labelled requests to compare on fails",
+    )
 
 
 def load_gate(path: Path | str = GATE_FILE) -> GateParams:

@@ -17,6 +17,7 @@ from textclf.config.evaluate import EvaluateParams
 from textclf.config.explain import ExplainParams
 from textclf.config.export import ExportParams
 from textclf.config.model import ModelParams
+from textclf.config.replay import ReplayParams
 from textclf.config.slices import SlicesParams
 from textclf.config.train import TrainParams
 from textclf.errors import ConfigError
@@ -38,6 +39,7 @@ class Params(Section):
     explain: ExplainParams = ExplainParams()
     slices: SlicesParams = SlicesParams()
     drift: DriftParams = DriftParams()
+    replay: ReplayParams = ReplayParams()
 
 
 #: Top-level keys that moved out of params.yaml, and where they live now.

@@ -66,10 +66,10 @@ class TrafficLogParams(Section):
     max_total_bytes: int = Field(
         8_000_000_000,
         ge=1024,
-        description="all traffic files in the directory (every pod's, current and rotated) "
-        "are kept under this size by deleting the oldest, in bytes; keep it under the "
+        description="all traffic and feedback files in the directory (every pod's, current and "
+        "rotated) are kept under this size by deleting the oldest, in bytes; keep it under the "
         "volume's size (deploy/base/pvc-traffic.yaml: 10 GiB) and at least "
-        "max_bytes x (backups + 1)",
+        "max_bytes x (backups + 1), better twice that (feedback files rotate the same way)",
     )
     queue_size: int = Field(
         10_000,

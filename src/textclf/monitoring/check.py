@@ -154,6 +154,16 @@ def drift_check_cmd(
             "ones saved with the reference profile).",
         ),
     ] = None,
+    snapshot_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--snapshot-to",
+            help="also write the window's traffic joined with its feedback to "
+            "<prefix>/<UTC stamp>/ (traffic.jsonl + manifest.json, complete or absent), for "
+            "`textclf snapshot import`; a failed write exits 2 unless the verdict already "
+            "fails the job.",
+        ),
+    ] = None,
     pushgateway: Annotated[
         str | None,
         typer.Option(
@@ -184,10 +194,38 @@ def drift_check_cmd(
     start = parse_since(since, now) if since is not None else None
     cfg = load_section(params, "drift", DriftParams) if params is not None else None
     summary = check(traffic_dir, reference or default_reference(), cfg, out, since=start, now=now)
+    if snapshot_to is not None:
+        summary["snapshot"] = _snapshot(traffic_dir, snapshot_to, summary, now)
     print_json(summary)
     if pushgateway:
         push_metrics(pushgateway, summary)
-    raise typer.Exit(code=EXIT_CODES[summary["verdict"]])
+    code = EXIT_CODES[summary["verdict"]]
+    failed_snapshot = snapshot_to is not None and "error" in summary["snapshot"]
+    raise typer.Exit(code=code or (2 if failed_snapshot else 0))
+
+
+def _snapshot(
+    traffic_dir: Path, prefix: Path, summary: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Write the checked window's snapshot under ``prefix``; where it went, or the error."""
+    from textclf.errors import TextclfError
+    from textclf.monitoring.snapshot import export_snapshot, read_manifest
+
+    since = summary.get("window", {}).get("since")
+    try:
+        path = export_snapshot(
+            traffic_dir, prefix, since=datetime.fromisoformat(since) if since else None, now=now
+        )
+        manifest = read_manifest(path)
+    except (OSError, TextclfError) as err:
+        logger.error(
+            "drift-check: the traffic snapshot was not written to %s (%s). Fix: check that "
+            "volume (mounted writable, space left).",
+            prefix,
+            err,
+        )
+        return {"error": str(err)}
+    return {"path": str(path), "requests": manifest["requests"], "labelled": manifest["labelled"]}
 
 
 def main() -> None:

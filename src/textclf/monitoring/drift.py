@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, Any, NamedTuple, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from textclf.config.base import validate
 from textclf.config.drift import DriftParams
 from textclf.errors import ConfigError, DataError
 from textclf.monitoring.slices import FLAG_FAMILIES, text_features
+from textclf.records import is_feedback_file
 
 #: The text descriptors compared (the columns of :func:`text_features`).
 FEATURES = ["chars", "words", "non_letter_share", *FLAG_FAMILIES]
@@ -316,13 +317,18 @@ _FEATURE_DTYPES = [np.int64, np.int64, np.float64] + [np.bool_] * len(FLAG_FAMIL
 
 
 def traffic_files(directory: Path) -> list[Path]:
-    """``*.jsonl`` and rotated ``*.jsonl.N`` files in ``directory``, oldest rotation first."""
+    """``*.jsonl`` and rotated ``*.jsonl.N`` traffic files in ``directory``, oldest rotation
+    first; feedback files (``*.feedback.jsonl``) are not traffic."""
 
     def order(path: Path) -> tuple[str, int]:
         stem, _, number = path.name.rpartition(".jsonl")
         return stem, -int(number.lstrip(".") or 0)
 
-    found = [p for p in Path(directory).iterdir() if p.is_file() and _ROTATED.search(p.name)]
+    found = [
+        p
+        for p in Path(directory).iterdir()
+        if p.is_file() and _ROTATED.search(p.name) and not is_feedback_file(p.name)
+    ]
     return sorted(found, key=order)
 
 
@@ -446,6 +452,45 @@ def _lines(fh: IO[bytes]) -> Iterator[bytes | None]:
             yield line
 
 
+class LineTally(Protocol):
+    """Where :func:`window_lines` counts the lines it reads and the ones it skips."""
+
+    lines: int
+    before_window: int
+    skipped: Counter[str]
+    examples: list[str]
+
+
+def window_lines(
+    fh: IO[bytes],
+    name: str,
+    since: datetime | None,
+    labels: frozenset[str] | None,
+    tally: LineTally,
+) -> Iterator[tuple[dict[str, Any], int, datetime, _Row]]:
+    """The valid records of one open traffic file at or after ``since``: each with its version,
+    timestamp and checked row. Lines before the window, and invalid ones (with the first
+    :data:`MAX_EXAMPLES` ``file:line: reason`` examples), are counted in ``tally``."""
+    for line_no, raw in enumerate(_lines(fh), start=1):
+        if raw is not None and raw.isspace():
+            continue
+        tally.lines += 1
+        try:
+            if raw is None:
+                raise _LineError("too_long", f"longer than {MAX_LINE_BYTES} bytes")
+            record, version, ts = _header(raw)
+            if since is not None and ts < since:
+                tally.before_window += 1
+                continue
+            row = _row(record, version, labels)
+        except _LineError as bad:
+            tally.skipped[bad.reason] += 1
+            if len(tally.examples) < MAX_EXAMPLES:
+                tally.examples.append(f"{name}:{line_no}: {bad.reason}: {bad}")
+            continue
+        yield record, version, ts, row
+
+
 @dataclass
 class TrafficScan:
     """One pass over the traffic logs: exact counts, and a uniform sample of the window's rows.
@@ -496,23 +541,7 @@ class TrafficScan:
 
     def read(self, fh: IO[bytes], name: str, labels: frozenset[str] | None) -> None:
         """Count and sample every line of one open traffic file."""
-        for line_no, raw in enumerate(_lines(fh), start=1):
-            if raw is not None and raw.isspace():
-                continue
-            self.lines += 1
-            try:
-                if raw is None:
-                    raise _LineError("too_long", f"longer than {MAX_LINE_BYTES} bytes")
-                record, version, ts = _header(raw)
-                if self.since is not None and ts < self.since:
-                    self.before_window += 1
-                    continue
-                row = _row(record, version, labels)
-            except _LineError as bad:
-                self.skipped[bad.reason] += 1
-                if len(self.examples) < MAX_EXAMPLES:
-                    self.examples.append(f"{name}:{line_no}: {bad.reason}: {bad}")
-                continue
+        for _record, version, ts, row in window_lines(fh, name, self.since, labels, self):
             self._add(row, version, ts)
 
     def _add(self, row: _Row, version: int, ts: datetime) -> None:

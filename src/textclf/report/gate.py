@@ -17,6 +17,7 @@ from textclf.outputs.base import Report
 from textclf.outputs.drift import DriftSummary
 from textclf.outputs.evaluate import EvaluateMetrics
 from textclf.outputs.export import ExportMetrics
+from textclf.outputs.replay import REPLAY_FIX, ReplaySummary
 from textclf.outputs.slices import SlicesReport
 from textclf.report.policy import Policy
 from textclf.report.sources import Snapshot, sources
@@ -77,6 +78,9 @@ class Verdict:
 def unavailable(snapshot: Snapshot, key: str) -> str:
     """Why ``key`` cannot be read: missing (with the fix) or unreadable."""
     src = sources()[key]
+    if key == "replay":  # not a stage: the review runs it when a traffic snapshot exists
+        how = "no traffic snapshot was replayed" if snapshot.text(key) is None else "unreadable"
+        return f"{how} ({src.path}): {REPLAY_FIX}"
     if snapshot.text(key) is None:
         return f"missing {src.path}: run `dvc repro` (the {src.stage} stage writes it)"
     return f"unreadable {src.path}: rerun `dvc repro {src.stage}` to rewrite it"
@@ -368,6 +372,69 @@ def check_drift(policy: Policy, new: Snapshot) -> Check:
     return Check(name, False, "; ".join(reasons), blocking=blocking)
 
 
+def _replay(new: Snapshot, name: str) -> ReplaySummary | Check:
+    """The replay the check ``name`` judges, or that check failed: no readable replay."""
+    summary = _typed(new, "replay", ReplaySummary)
+    return Check(name, False, summary) if isinstance(summary, str) else summary
+
+
+def check_replay_changes(policy: Policy, new: Snapshot) -> Check | None:
+    """At most ``max_replay_changed_share`` of production's recorded answers may change."""
+    limit = policy.gate.max_replay_changed_share
+    if limit is None:
+        return None
+    name = "changed production answers"
+    summary = _replay(new, name)
+    if isinstance(summary, Check):
+        return summary
+    share = summary.changed_share
+    if share is None:
+        return Check(
+            name,
+            False,
+            f"none of the snapshot's {summary.requests} requests kept its text, so nothing was "
+            "replayed: record texts (serve.traffic_log.text keep) or set "
+            "max_replay_changed_share to null",
+        )
+    return Check(
+        name,
+        share <= limit + EPS,
+        f"{share:.1%} of {summary.replayed} recorded answers change (at most {limit:.1%})",
+        value=share,
+        threshold=limit,
+    )
+
+
+def check_live_accuracy(policy: Policy, new: Snapshot) -> Check | None:
+    """Accuracy on user-labelled requests may not fall more than allowed below production's."""
+    limit = policy.gate.min_live_accuracy_delta
+    if limit is None:
+        return None
+    name = "live accuracy vs production"
+    summary = _replay(new, name)
+    if isinstance(summary, Check):
+        return summary
+    scores = summary.feedback
+    if scores is None or "candidate" not in scores.models:
+        return Check(
+            name,
+            False,
+            f"the snapshot has {summary.labelled} labelled request(s) and none with its text "
+            "to replay: collect feedback (POST /feedback) or set min_live_accuracy_delta to null",
+        )
+    ci = scores.accuracy_delta_ci
+    return Check(
+        name,
+        scores.accuracy_delta >= limit - EPS,
+        f"accuracy {scores.models['candidate'].accuracy:.4f} vs production "
+        f"{scores.models['production'].accuracy:.4f} on {scores.requests} labelled requests "
+        f"(Δ {scores.accuracy_delta:+.4f}, interval [{ci.low:+.4f}, {ci.high:+.4f}]; "
+        f"at least {limit:+g})",
+        value=scores.accuracy_delta,
+        threshold=limit,
+    )
+
+
 def evaluate_gate(policy: Policy, new: Snapshot, base: Snapshot) -> Verdict:
     """Run every check of the gate on the workspace (``new``) against ``base``."""
     checks = [
@@ -378,5 +445,7 @@ def evaluate_gate(policy: Policy, new: Snapshot, base: Snapshot) -> Verdict:
         check_size(policy, new),
         check_disparity(policy, new, base),
         check_drift(policy, new),
+        check_replay_changes(policy, new),
+        check_live_accuracy(policy, new),
     ]
     return Verdict([c for c in checks if c is not None], base.label, base.commit, policy.notes)

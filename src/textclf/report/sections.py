@@ -11,6 +11,7 @@ from textclf.outputs.evaluate import ConfusionMatrix
 from textclf.outputs.explain import ExplainSummary
 from textclf.outputs.headline import FIGURES, SCORE_NOISE, SIZE_NOISE_MB, TIME_NOISE
 from textclf.outputs.prepare import PrepareSummary
+from textclf.outputs.replay import ReplaySummary
 from textclf.outputs.slices import SlicesReport
 from textclf.report.gate import Verdict, unavailable
 from textclf.report.markdown import (
@@ -471,6 +472,19 @@ def drift_section(ctx: Context) -> list[str]:
     return [*lines, "", *details("Per-column drift tests", table.render(ctx.max_rows, "columns"))]
 
 
+def replay_section(ctx: Context) -> list[str]:
+    """The PR's model on recorded production requests (when a snapshot was replayed)."""
+    from textclf.production.render import render_lines
+
+    summary = ctx.new.report("replay", ReplaySummary)
+    if summary is None:
+        error = ctx.new.report_error("replay")
+        if error is None:
+            return []  # no snapshot replayed; the gate says so when a replay check is on
+        return ["### Production replay", "", f"Not available: {esc(error, 300)}."]
+    return render_lines(summary, heading="###", max_rows=ctx.max_rows)
+
+
 def export_section(ctx: Context) -> list[str]:
     """ONNX parity, sizes and latency, with the base's figures."""
     export = ctx.new.run().export
@@ -627,6 +641,7 @@ SECTIONS = (
     slices_section,
     explain_section,
     drift_section,
+    replay_section,
     export_section,
     data_section,
     bench_section,

@@ -61,6 +61,7 @@ def sources(paths: RepoPaths | None = None) -> dict[str, Source]:
         Source("slices", rel(p.slices_metrics), "slices"),
         Source("drift", rel(p.drift_summary), "drift"),
         Source("bench", rel(p.bench_markdown), "bench"),
+        Source("replay", rel(p.replay_summary), "replay"),
     ]
     entries += [
         Source(f"curve:{name}", rel(p.train_curves_dir / f"{name}.tsv"), "train") for name in CURVES

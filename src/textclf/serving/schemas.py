@@ -36,7 +36,7 @@ _JSON_TYPES = (
 )
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     """The JSON type of a parsed value (what the client sent), e.g. ``null`` or ``array``."""
     if value is None:
         return "null"
@@ -45,11 +45,28 @@ def _type_name(value: Any) -> str:
     )
 
 
+_FIX_TEXTS = 'Fix: send {"texts": ["first text", "second text"]}.'
+
+
+def check_body(value: Any, key: str, fix: str) -> Any:
+    """A request body that is a JSON object with exactly ``key``; else ValueError with ``fix``."""
+    if not isinstance(value, dict):
+        raise ValueError(f"the request body must be a JSON object, got {type_name(value)}. {fix}")
+    unknown = sorted(set(value) - {key})
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {unknown}; the body needs exactly one key, '{key}'. {fix}"
+        )
+    if key not in value:  # an empty body arrives here as {}
+        raise ValueError(f"the request body has no '{key}' key (or is empty). {fix}")
+    return value
+
+
 def check_texts(value: Any, max_texts: int, max_chars: int) -> list[str]:
     """Validate the ``texts`` list; raise ValueError naming the bad item and the fix."""
     if not isinstance(value, list):
         raise ValueError(
-            f"'texts' must be a JSON array of strings, got {_type_name(value)}. "
+            f"'texts' must be a JSON array of strings, got {type_name(value)}. "
             'Fix: send {"texts": ["first text", "second text"]}.'
         )
     if not value:
@@ -65,7 +82,7 @@ def check_texts(value: Any, max_texts: int, max_chars: int) -> list[str]:
     for i, text in enumerate(value):
         if not isinstance(text, str):
             raise ValueError(
-                f"texts[{i}] must be a string, got {_type_name(text)}. Fix: send "
+                f"texts[{i}] must be a string, got {type_name(text)}. Fix: send "
                 "every text as a JSON string."
             )
         if not text.strip():
@@ -106,23 +123,6 @@ def request_model(max_texts: int, max_chars: int) -> type[BaseModel]:
         @model_validator(mode="before")
         @classmethod
         def _body_shape(cls, value: Any) -> Any:
-            if not isinstance(value, dict):
-                raise ValueError(
-                    f"the request body must be a JSON object, got "
-                    f"{_type_name(value)}. Fix: send "
-                    '{"texts": ["first text", "second text"]}.'
-                )
-            unknown = sorted(set(value) - {"texts"})
-            if unknown:
-                raise ValueError(
-                    f"unknown key(s) {unknown}; the body needs exactly one key, "
-                    '\'texts\'. Fix: send {"texts": ["first text", "second text"]}.'
-                )
-            if "texts" not in value:  # an empty body arrives here as {}
-                raise ValueError(
-                    "the request body has no 'texts' key (or is empty). Fix: send "
-                    '{"texts": ["first text", "second text"]}.'
-                )
-            return value
+            return check_body(value, "texts", _FIX_TEXTS)
 
     return PredictRequest

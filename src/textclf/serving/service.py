@@ -1,6 +1,8 @@
 """The BentoML service: ONNX Runtime inference with request batching, validation, traffic log.
 
-``POST /predict`` takes ``{"texts": [...]}`` and returns one prediction per text. Concurrent
+``POST /predict`` takes ``{"texts": [...]}`` and returns one prediction per text, each with a
+signed id; ``POST /feedback`` takes the true labels of earlier predictions by those ids
+(:mod:`textclf.serving.feedback`) and counts them per model version. Concurrent
 requests are merged into one model call by :class:`textclf.serving.batching.Batcher`
 (``serve.batching``): a call takes every request that queued while the previous one ran, and an
 idle service runs a request at once. BentoML serves ``/healthz``, ``/livez``, ``/readyz`` (ready
@@ -32,6 +34,7 @@ from starlette.responses import JSONResponse
 
 from textclf.config.serve import REQUEST_TIMEOUT_S
 from textclf.inference import OnnxClassifier
+from textclf.serving import feedback as fb
 from textclf.serving import ids
 from textclf.serving.batching import Batcher, BatchStats, ModelTimeoutError, OverloadedError
 from textclf.serving.middleware import (
@@ -44,13 +47,14 @@ from textclf.serving.middleware import (
 )
 from textclf.serving.schemas import Prediction, request_model
 from textclf.serving.settings import ServeSettings, load_settings
-from textclf.serving.traffic import TrafficLog
+from textclf.serving.traffic import FeedbackLog, TrafficLog
 
 logger = logging.getLogger("textclf.serving")
 
 SETTINGS: ServeSettings = load_settings()
 _LIMITS = SETTINGS.params
 PredictRequest = request_model(_LIMITS.max_batch_size, _LIMITS.max_text_chars)
+FeedbackRequest = fb.request_model(_LIMITS.max_batch_size)
 RETRY_AFTER_S = 1  # Retry-After of a 503 from load shedding
 # BentoML's OpenTelemetry middleware skips the URLs its ``tracing.excluded_urls`` regexes match;
 # this one matches every URL. Without an exporter (BentoML's default) the span is never recorded,
@@ -88,12 +92,13 @@ def _metrics() -> dict[str, Any]:
         ),
         "traffic_errors": prometheus_client.Counter(
             name="textclf_traffic_log_errors",
-            documentation="model calls whose traffic records could not be written",
+            documentation="model calls (or feedback requests) whose traffic (or feedback) "
+            "records could not be written",
         ),
         "traffic_dropped": prometheus_client.Counter(
             name="textclf_traffic_log_dropped",
-            documentation="traffic records not written because the writer's queue was full "
-            "(serve.traffic_log.queue_size) or the log was closing",
+            documentation="traffic or feedback records not written because the writer's "
+            "queue was full (serve.traffic_log.queue_size) or the log was closing",
         ),
         "batch_texts": prometheus_client.Histogram(
             name="textclf_batch_texts",
@@ -116,6 +121,18 @@ def _metrics() -> dict[str, Any]:
             "longer than serve.batching.max_queue_ms), concurrency (over serve.max_concurrency), "
             "model_timeout (the model call ran past serve.model_timeout_ms)",
             labelnames=["reason"],
+        ),
+        "feedback": prometheus_client.Counter(
+            name="textclf_feedback",
+            documentation="feedback items counted, by true label, predicted label, whether "
+            "they agree, and the model version that predicted (from the signed id); live "
+            'accuracy = sum(rate(...{correct="true"})) / sum(rate(...))',
+            labelnames=["label", "predicted", "correct", "model_version"],
+        ),
+        "feedback_duplicates": prometheus_client.Counter(
+            name="textclf_feedback_duplicates",
+            documentation="feedback items for an id this process already took feedback for "
+            "(answered, not counted again)",
         ),
         "model_timeouts": prometheus_client.Counter(
             name="textclf_model_timeouts",
@@ -251,6 +268,17 @@ class TextClassifier:
             if settings.traffic_dir
             else None
         )
+        self.feedback_log = (
+            FeedbackLog(
+                settings.traffic_dir,
+                settings.params.traffic_log,
+                on_drop=_metrics()["traffic_dropped"].inc,
+                on_error=_metrics()["traffic_errors"].inc,
+            )
+            if settings.traffic_dir
+            else None
+        )
+        self.recent_feedback = fb.RecentIds()
         self.batcher: Batcher[Prediction] = Batcher(
             self._classify,
             max_texts=settings.params.batching.max_texts,
@@ -283,6 +311,8 @@ class TextClassifier:
         self.batcher.close()
         if self.traffic is not None:
             self.traffic.close()
+        if self.feedback_log is not None:
+            self.feedback_log.close()
 
     def __is_ready__(self) -> bool:
         """Ready once the model is loaded and warmed up."""
@@ -308,6 +338,31 @@ class TextClassifier:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
             return cast("list[Prediction]", response)
+
+    @bentoml.api(input_spec=FeedbackRequest)
+    async def feedback(self, items: list[fb.FeedbackItem]) -> fb.FeedbackResult:
+        """Take the true labels of earlier predictions, by the ids /predict returned."""
+        assert self.model is not None
+        try:
+            judged = fb.judge(items, self.settings.prediction_id_key, self.model.labels)
+        except fb.FeedbackError as err:
+            response: Any = JSONResponse({"error": str(err)}, status_code=400)
+            return cast("fb.FeedbackResult", response)
+        fresh = [entry for entry in judged if self.recent_feedback.add(entry[0])]
+        metrics = _metrics()
+        counted = collections.Counter(entry[1:] for entry in fresh)
+        for (label, predicted, version), count in counted.items():
+            metrics["feedback"].labels(
+                label=label,
+                predicted=predicted,
+                correct=str(label == predicted).lower(),
+                model_version=version,
+            ).inc(count)
+        if len(fresh) < len(judged):
+            metrics["feedback_duplicates"].inc(len(judged) - len(fresh))
+        if self.feedback_log is not None and fresh:
+            self.feedback_log.submit(fresh)
+        return fb.FeedbackResult(accepted=len(fresh), duplicates=len(judged) - len(fresh))
 
     def _classify(self, texts: list[str]) -> list[Prediction]:
         """One model call over the merged texts of a batch (on the batcher's thread)."""
@@ -364,4 +419,5 @@ _SERVICE.add_asgi_middleware(
 _SERVICE.add_asgi_middleware(JsonOnly, paths=_API_ROUTES)
 # BentoML derives a list output's media type from its JSON schema, rebuilt on every response
 # (about 5% of the worker's time under load, by py-spy); it is always JSON here.
-_SERVICE.apis["predict"].output_spec.media_type = "application/json"
+for _api in ("predict", "feedback"):
+    _SERVICE.apis[_api].output_spec.media_type = "application/json"

@@ -15,6 +15,11 @@ the key that joins feedback to traffic. ``"text"`` is there only in the ``keep``
 neither. ``features`` come from :func:`textclf.text_features.describe`, the code the drift
 reference profile is built with.
 
+Feedback (``POST /feedback``, :mod:`textclf.serving.feedback`) is written the same way beside
+it, to ``<hostname>-<pid>.feedback.jsonl`` (:data:`textclf.records.FEEDBACK_FILE`): same rotation
+and retention (one budget for both), and no text to redact (a feedback record holds the id, the
+true label, and what the id says was predicted by which model).
+
 Files are ``<hostname>-<pid>.jsonl``, one per process, so pods and workers sharing a volume never
 write the same file; they are created 0600 (the directory 0700). Rotation keeps
 ``<name>.jsonl.1`` (newest) .. ``<name>.jsonl.<backups>``. Retention covers every process's files
@@ -34,7 +39,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import socket
 import stat
 import threading
@@ -47,11 +51,12 @@ from typing import Any, Literal, NamedTuple
 
 from textclf.config.serve import TrafficLogParams
 from textclf.errors import ConfigError
+from textclf.records import FEEDBACK_SUFFIX, RECORD_FILE, TRAFFIC_VERSION, feedback_record
 from textclf.text_features import describe
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = TRAFFIC_VERSION
 TEXT_MODES = ("keep", "hash", "drop")  # serve.traffic_log.text
 HASH_KEY_ENV = "TEXTCLF_TRAFFIC_HASH_KEY"
 MIN_HASH_KEY_BYTES = 16
@@ -59,16 +64,18 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 SWEEP_INTERVAL_S = 60.0
 DRAIN_TIMEOUT_S = 5.0
-# Current and rotated traffic files, as the drift check reads them.
-TRAFFIC_FILE = re.compile(r".+\.jsonl(?:\.\d+)?")
+# Current and rotated traffic and feedback files: what retention manages.
+TRAFFIC_FILE = RECORD_FILE
 
 # One classified text: (text, label, probabilities, model_version[, prediction id]).
 Entry = tuple[str, str, dict[str, float], str] | tuple[str, str, dict[str, float], str, str]
+# One feedback item: (prediction id, true label, predicted label, model version).
+FeedbackEntry = tuple[str, str, str, str]
 
 
-def default_name() -> str:
-    """``<hostname>-<pid>.jsonl``: unique per pod and worker process."""
-    return f"{socket.gethostname()}-{os.getpid()}.jsonl"
+def default_name(suffix: str = ".jsonl") -> str:
+    """``<hostname>-<pid><suffix>``: unique per pod and worker process."""
+    return f"{socket.gethostname()}-{os.getpid()}{suffix}"
 
 
 def text_hmac(text: str, key: bytes) -> str:
@@ -115,49 +122,36 @@ class _Listed(NamedTuple):
     inode: tuple[int, int]
 
 
-class TrafficLog:
-    """Per-process JSON-lines traffic file: queued writes on a daemon thread, rotation, retention.
+class RecordLog:
+    """Per-process JSON-lines file: queued writes on a daemon thread, rotation, retention.
 
-    ``on_drop(n)`` is called (on the submitting thread) with the number of records of each model
-    call that did not fit the queue; ``on_error()`` (on the writer thread) once per model call
-    whose records could not be written. ``clock`` gives the records' time and the files' age.
+    ``on_drop(n)`` is called (on the submitting thread) with the number of records of each
+    call that did not fit the queue; ``on_error()`` (on the writer thread) once per call whose
+    records could not be written. ``clock`` gives the records' time and the files' age.
+    Subclasses turn one queued entry into one JSON object (:meth:`_record`).
     """
+
+    kind = "records"  # in log lines: what this file holds
 
     def __init__(
         self,
         directory: Path,
         params: TrafficLogParams,
-        text_mode: str,
-        hash_key: bytes | None = None,
         *,
-        name: str | None = None,
+        name: str,
         on_drop: Callable[[int], None] | None = None,
         on_error: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if text_mode not in TEXT_MODES:
-            raise ConfigError(
-                f"traffic log text mode {text_mode!r} is invalid. Fix: use one of "
-                f"{', '.join(TEXT_MODES)} (serve.traffic_log.text or TEXTCLF_TRAFFIC_TEXT)."
-            )
-        if text_mode == "hash" and not hash_key:
-            raise ConfigError(
-                f"traffic log text mode 'hash' needs a key, and {HASH_KEY_ENV} is not set (a "
-                "plain, unkeyed hash of a short text is reversed by hashing a dictionary of "
-                f"likely texts). Fix: set {HASH_KEY_ENV} from a Kubernetes Secret, or use "
-                "the text mode 'drop'."
-            )
         self.directory = Path(directory)
         self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        self.path = self.directory / (name or default_name())
+        self.path = self.directory / name
         self.params = params
-        self.text_mode = text_mode
-        self._key = hash_key if text_mode == "hash" else None
         self._on_drop = on_drop
         self._on_error = on_error
         self._clock = clock
         self._cond = threading.Condition()
-        self._batches: deque[tuple[float, list[Entry]]] = deque()
+        self._batches: deque[tuple[float, list[Any]]] = deque()
         self._queued = 0  # records queued or being written
         self._closing = False
         self._dropping = False
@@ -168,14 +162,14 @@ class TrafficLog:
         self._last_sweep = time.monotonic()
         self.sweep()
         self._thread = threading.Thread(
-            target=self._run, name=f"traffic-log-{self.path.name}", daemon=True
+            target=self._run, name=f"record-log-{self.path.name}", daemon=True
         )
         self._thread.start()
 
     # --- the model thread's side -------------------------------------------------------------
 
-    def submit(self, entries: Sequence[Entry]) -> bool:
-        """Queue one model call's ``(text, label, probabilities, model_version)`` entries.
+    def submit(self, entries: Sequence[Any]) -> bool:
+        """Queue one call's entries (for traffic: ``(text, label, probabilities, version, id)``).
 
         Never blocks. False (the entries counted by ``on_drop``) when the queue is full or the
         log is closed. A call is taken whole into an empty queue, even past ``queue_size``.
@@ -195,12 +189,13 @@ class TrafficLog:
             waiting, first_drop = self._queued, not self._dropping
             self._dropping = True
         if self._closing:
-            logger.info("traffic log %s is closed: %d record(s) lost.", self.path, len(batch))
+            logger.info("%s log %s is closed: %d record(s) lost.", self.kind, self.path, len(batch))
         elif first_drop:
             logger.warning(
-                "traffic log %s: queue full (%d records waiting); %d record(s) of a model call "
+                "%s log %s: queue full (%d records waiting); %d record(s) of a call "
                 "not recorded (more may follow, counted). Fix: check the volume behind "
                 "TEXTCLF_TRAFFIC_DIR, or raise serve.traffic_log.queue_size.",
+                self.kind,
                 self.path,
                 waiting,
                 len(batch),
@@ -222,7 +217,8 @@ class TrafficLog:
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.warning(
-                "traffic log %s: %d record(s) not written within %.1f s of shutdown; lost.",
+                "%s log %s: %d record(s) not written within %.1f s of shutdown; lost.",
+                self.kind,
                 self.path,
                 self._queued,
                 timeout,
@@ -328,7 +324,7 @@ class TrafficLog:
                 self._close_file()
                 return
 
-    def _write(self, batches: list[tuple[float, list[Entry]]]) -> None:
+    def _write(self, batches: list[tuple[float, list[Any]]]) -> None:
         try:
             data = b"".join(self._encode(ts, batch) for ts, batch in batches)
             self._append(data)
@@ -336,8 +332,9 @@ class TrafficLog:
             self._close_file()
             if not self._failing:
                 logger.warning(
-                    "traffic log %s not written (%s); predictions are still served. Fix: "
+                    "%s log %s not written (%s); predictions are still served. Fix: "
                     "check the volume behind TEXTCLF_TRAFFIC_DIR.",
+                    self.kind,
                     self.path,
                     err,
                     exc_info=not isinstance(err, OSError),
@@ -348,27 +345,15 @@ class TrafficLog:
                     self._on_error()
             return
         if self._failing:
-            logger.info("traffic log %s is written again.", self.path)
+            logger.info("%s log %s is written again.", self.kind, self.path)
         self._failing = False
 
-    def _encode(self, ts: float, batch: list[Entry]) -> bytes:
+    def _record(self, stamp: datetime, entry: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _encode(self, ts: float, batch: list[Any]) -> bytes:
         stamp = datetime.fromtimestamp(ts, UTC)
-        lines = [
-            json.dumps(
-                record(
-                    text,
-                    label,
-                    probs,
-                    version,
-                    stamp,
-                    text_mode=self.text_mode,
-                    hash_key=self._key,
-                    prediction_id=ident[0] if ident else None,
-                ),
-                ensure_ascii=False,
-            )
-            for text, label, probs, version, *ident in batch
-        ]
+        lines = [json.dumps(self._record(stamp, entry), ensure_ascii=False) for entry in batch]
         # A lone surrogate cannot be UTF-8: written as its JSON escape, read back as is.
         return ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
 
@@ -385,7 +370,9 @@ class TrafficLog:
 
     def _open(self) -> int:
         if self._fd is not None and not self._still_there():
-            logger.info("traffic log %s was deleted (retention); opening a new one.", self.path)
+            logger.info(
+                "%s log %s was deleted (retention); opening a new one.", self.kind, self.path
+            )
             self._close_file()
         if self._fd is None:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -432,3 +419,86 @@ class TrafficLog:
 
 def _inode(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
+
+
+class TrafficLog(RecordLog):
+    """The traffic log: one record per classified text (:func:`record`), redacted by text mode."""
+
+    kind = "traffic"
+
+    def __init__(
+        self,
+        directory: Path,
+        params: TrafficLogParams,
+        text_mode: str,
+        hash_key: bytes | None = None,
+        *,
+        name: str | None = None,
+        on_drop: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if text_mode not in TEXT_MODES:
+            raise ConfigError(
+                f"traffic log text mode {text_mode!r} is invalid. Fix: use one of "
+                f"{', '.join(TEXT_MODES)} (serve.traffic_log.text or TEXTCLF_TRAFFIC_TEXT)."
+            )
+        if text_mode == "hash" and not hash_key:
+            raise ConfigError(
+                f"traffic log text mode 'hash' needs a key, and {HASH_KEY_ENV} is not set (a "
+                "plain, unkeyed hash of a short text is reversed by hashing a dictionary of "
+                f"likely texts). Fix: set {HASH_KEY_ENV} from a Kubernetes Secret, or use "
+                "the text mode 'drop'."
+            )
+        self.text_mode = text_mode
+        self._key = hash_key if text_mode == "hash" else None
+        super().__init__(
+            directory,
+            params,
+            name=name or default_name(),
+            on_drop=on_drop,
+            on_error=on_error,
+            clock=clock,
+        )
+
+    def _record(self, stamp: datetime, entry: Entry) -> dict[str, Any]:
+        text, label, probs, version, *ident = entry
+        return record(
+            text,
+            label,
+            probs,
+            version,
+            stamp,
+            text_mode=self.text_mode,
+            hash_key=self._key,
+            prediction_id=ident[0] if ident else None,
+        )
+
+
+class FeedbackLog(RecordLog):
+    """Feedback beside the traffic log: one :func:`textclf.records.feedback_record` per item."""
+
+    kind = "feedback"
+
+    def __init__(
+        self,
+        directory: Path,
+        params: TrafficLogParams,
+        *,
+        name: str | None = None,
+        on_drop: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            directory,
+            params,
+            name=name or default_name(FEEDBACK_SUFFIX),
+            on_drop=on_drop,
+            on_error=on_error,
+            clock=clock,
+        )
+
+    def _record(self, stamp: datetime, entry: FeedbackEntry) -> dict[str, Any]:
+        prediction_id, label, predicted, version = entry
+        return feedback_record(prediction_id, label, predicted, version, stamp)

@@ -1,0 +1,1 @@
+"""Production evidence for the review: traffic snapshots imported into DVC, and their replay."""
