@@ -22,7 +22,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento runner-image runner-push runner-pin \
   serve report gate release-tag release-manifests release-check release-verify release-pull release-pin release-images release-push release-missing release-verify-image checkout \
-  promote review-pull review-push review-plots review-traffic replay snapshot-import
+  promote review-pull review-push review-plots review-traffic replay snapshot-import monitor monitor-pull monitor-ci monitor-verdict \
+  retrain-verdict retrain-pull retrain-propose retrain-result
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -90,6 +91,38 @@ report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>,
 replay: $(STAMP) ## Replay TRAFFIC (default ROOT/traffic) through ROOT's export -> ROOT/reports/replay/summary.{json,md}
 	@test -f "$(ROOT)/artifacts/onnx/textclf.json" || { cd "$(ROOT)" && dvc checkout artifacts/onnx; }
 	textclf replay --root "$(ROOT)" --traffic "$(abspath $(TRAFFIC))" --params "$(CURDIR)/params.yaml"
+
+# The monitor workflow (.github/workflows/monitor.yml): main's reference profile, and the latest
+# snapshot of FROM (a prefix or URL; not committed, not pushed) or else main's traffic.dvc.
+monitor-pull: $(STAMP) ## (monitor CI) Pull the drift reference profile and the latest snapshot (FROM=<prefix|url>, else traffic.dvc)
+	dvc pull -r release drift
+	if [ -n "$(FROM)" ]; then textclf snapshot import --from "$(FROM)" --no-commit --no-push; else dvc pull -r release traffic.dvc; fi
+
+monitor: $(STAMP) ## Judge production (TRAFFIC, default ROOT/traffic): drift and live accuracy -> reports/monitor/; exit 1 drift, 3 degraded
+	textclf monitor --root "$(ROOT)" --traffic "$(abspath $(TRAFFIC))"
+
+monitor-ci: $(STAMP) ## (monitor CI) As `make monitor`, but only a failed check (exit 2) fails
+	textclf monitor --root "$(ROOT)" --traffic "$(abspath $(TRAFFIC))" || [ $$? -ne 2 ]
+
+monitor-verdict: ## (monitor CI) Print verdict=<the last monitor verdict> (for $$GITHUB_OUTPUT)
+	@$(PYTHON) -c 'import json, sys; print("verdict=" + json.load(open(sys.argv[1]))["verdict"])' "$(ROOT)/reports/monitor/summary.json"
+
+# Retrain proposals (docs/production.md#retrain-proposals): labelled production rows the data
+# lacks, on branch retrain/<UTC date>, pushed to REMOTE for a pull request.
+REMOTE ?= origin
+
+retrain-verdict: $(STAMP) ## (monitor CI) Print retrain=true when the last monitor run saw at least monitor.retrain_min_labels labelled requests
+	@$(BIN)/python -c 'import json, sys; from textclf.config.params import load_params; n = json.load(open(sys.argv[1]))["labelled"]; print("retrain=" + str(n >= load_params(sys.argv[2]).monitor.retrain_min_labels).lower())' "$(ROOT)/reports/monitor/summary.json" "$(ROOT)/params.yaml"
+
+retrain-pull: $(STAMP) ## (monitor CI) Pull data/ (to de-duplicate and retrain on) and, without FROM, main's traffic.dvc
+	dvc pull -r release data.dvc
+	if [ -z "$(FROM)" ]; then dvc pull -r release traffic.dvc; fi
+
+retrain-propose: $(STAMP) ## Propose a retrain on the new labelled rows of FROM (prefix, snapshot, URL or traffic dir; else TRAFFIC): branch, repro, dvc push, git push to REMOTE
+	textclf retrain propose --root "$(ROOT)" --traffic "$(or $(FROM),$(abspath $(TRAFFIC)))" --remote "$(REMOTE)"
+
+retrain-result: ## (monitor CI) Print proposed=, branch= and title= of the last proposal (for $$GITHUB_OUTPUT)
+	@$(PYTHON) -c 'import json, sys; r = json.load(open(sys.argv[1])); print("proposed=" + str(r["proposed"]).lower()); print("branch=" + (r.get("branch") or "")); print("title=" + (r.get("title") or ""))' "$(ROOT)/reports/retrain/result.json"
 
 snapshot-import: $(STAMP) ## Import the latest traffic snapshot of FROM (prefix, snapshot, URL or traffic dir) as traffic/, commit traffic.dvc, dvc push
 	@test -n "$(FROM)" || { echo "usage: make snapshot-import FROM=<prefix|snapshot|url|traffic dir>" >&2; exit 2; }

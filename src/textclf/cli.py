@@ -10,8 +10,9 @@ import typer
 
 from textclf.console import ErrorReportingGroup, print_json
 from textclf.errors import TextclfError
+from textclf.lifecycle.cli import rollout_app
 from textclf.monitoring.check import drift_check_cmd
-from textclf.production.cli import replay_cmd, snapshot_app
+from textclf.production.cli import monitor_cmd, replay_cmd, retrain_app, snapshot_app
 from textclf.release.cli import release_app
 
 app = typer.Typer(
@@ -424,7 +425,10 @@ def check_params(
 
 app.add_typer(release_app, name="release")
 app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(rollout_app, name="rollout")
 app.command("replay")(replay_cmd)
+app.command("monitor")(monitor_cmd)
+app.add_typer(retrain_app, name="retrain")
 
 
 def main() -> None:

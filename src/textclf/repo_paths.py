@@ -67,3 +67,8 @@ class RepoPaths(Paths):
     @property
     def replay_summary(self) -> Path:
         return self.replay_dir / "summary.json"
+
+    @property
+    def monitor_dir(self) -> Path:
+        """``textclf monitor``'s verdict on production traffic (never committed)."""
+        return self.root / "reports" / "monitor"

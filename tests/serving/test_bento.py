@@ -138,8 +138,10 @@ def test_the_bento_holds_the_model_and_no_training_stack(bentos: Bentos, flavour
     meta = yaml.safe_load((bento / "bento.yaml").read_text("utf-8"))
     assert (meta["name"], meta["service"]) == ("textclf", "textclf.serving.service:TextClassifier")
     # The API schema was generated from the bento's own serve.yaml.
-    schema = meta["schema"]["routes"][0]["input"]["properties"]["texts"]
-    assert schema["maxItems"] == MAX_TEXTS
+    routes = {r["route"]: r["input"]["properties"] for r in meta["schema"]["routes"]}
+    assert set(routes) == {"/predict", "/feedback"}
+    assert routes["/predict"]["texts"]["maxItems"] == MAX_TEXTS
+    assert routes["/feedback"]["items"]["maxItems"] == MAX_TEXTS  # serve.max_batch_size both
 
 
 def test_cpu_dockerfile_runs_onnxruntime_as_non_root(bentos: Bentos) -> None:

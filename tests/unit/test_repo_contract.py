@@ -27,7 +27,10 @@ def test_every_stage_param_key_exists_in_the_typed_params() -> None:
 
 #: params.yaml sections no stage reads, and the command that reads each (outside the DAG: DVC
 #: has no optional dependencies, and replay runs only when a traffic snapshot exists).
-OUTSIDE_DAG = {"replay": ("src/textclf/production/cli.py", "cfg.replay")}
+OUTSIDE_DAG = {
+    "replay": ("src/textclf/production/cli.py", "cfg.replay"),
+    "monitor": ("src/textclf/production/cli.py", "cfg.monitor"),
+}
 
 
 def test_every_params_section_is_read_by_some_stage() -> None:

@@ -171,7 +171,7 @@ def trust_problems(doc: dict[str, Any]) -> list[str]:
 
 
 def test_there_are_workflows() -> None:
-    assert {"review.yml", "ci.yml", "release.yml"} <= {p.name for p in WORKFLOWS}
+    assert {"review.yml", "ci.yml", "release.yml", "rollout.yml"} <= {p.name for p in WORKFLOWS}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=IDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +28,35 @@ class DataParams(Section):
     labels: list[str] = Field(
         description="the label set, at least two distinct labels, e.g. [negative, positive]",
     )
+    train_only_paths: list[str] = Field(
+        default_factory=list,
+        description="extra labelled files inside data/ (UTF-8 CSV or Parquet, the same columns "
+        "as data.path) whose rows go to the train split only, so the test split stays pinned; "
+        "a text already in data.path is dropped (textclf retrain propose adds these)",
+    )
+
+    @field_validator("train_only_paths")
+    @classmethod
+    def _train_only_inside_data(cls, value: list[str]) -> list[str]:
+        for path in value:
+            parts = PurePosixPath(path).parts
+            if len(parts) < 2 or parts[0] != "data" or ".." in parts:
+                raise ValueError(
+                    f"{path!r} is not a file inside data/ (tracked by data.dvc); write it as "
+                    "data/<file>"
+                )
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"train_only_paths must be distinct; repeated: {dupes}")
+        return value
+
+    @model_validator(mode="after")
+    def _train_only_is_not_the_corpus(self) -> DataParams:
+        if self.path in self.train_only_paths:
+            raise ValueError(
+                f"data.path {self.path!r} is also in train_only_paths; list only the extra files"
+            )
+        return self
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from textclf.config.evaluate import EvaluateParams
 from textclf.config.explain import ExplainParams
 from textclf.config.export import ExportParams
 from textclf.config.model import ModelParams
+from textclf.config.monitor import MonitorParams
 from textclf.config.replay import ReplayParams
 from textclf.config.slices import SlicesParams
 from textclf.config.train import TrainParams
@@ -40,6 +41,7 @@ class Params(Section):
     slices: SlicesParams = SlicesParams()
     drift: DriftParams = DriftParams()
     replay: ReplayParams = ReplayParams()
+    monitor: MonitorParams = MonitorParams()
 
 
 #: Top-level keys that moved out of params.yaml, and where they live now.

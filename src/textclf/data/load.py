@@ -110,3 +110,20 @@ def load_dataset(root: Path, params: DataParams) -> pd.DataFrame:
     """Read and validate the raw data named by ``params.path`` (relative to ``root``)."""
     path = Path(root) / params.path
     return validate(read_table(path, params.format, params.encoding), params, str(params.path))
+
+
+#: Train-only files (``data.train_only_paths``) are UTF-8 whatever ``data.encoding`` says: they
+#: hold production texts (``textclf retrain propose`` writes them), which Latin-1 cannot spell.
+TRAIN_ONLY_ENCODING = "utf-8"
+
+
+def load_train_only(root: Path, params: DataParams) -> pd.DataFrame:
+    """The validated rows of every ``params.train_only_paths`` file, in order, as one frame
+    (``row`` is 1-based within each file; ``source`` names the file)."""
+    frames = []
+    for rel in params.train_only_paths:
+        table = read_table(Path(root) / rel, "auto", TRAIN_ONLY_ENCODING)
+        frames.append(validate(table, params, rel).assign(source=rel))
+    if not frames:
+        return pd.DataFrame({TEXT: [], LABEL: [], ROW: [], "source": []})
+    return pd.concat(frames, ignore_index=True)

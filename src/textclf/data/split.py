@@ -54,6 +54,37 @@ def deduplicate(df: pd.DataFrame, policy: str = "drop") -> tuple[pd.DataFrame, D
     return deduped.reset_index(drop=True), stats
 
 
+@dataclass(frozen=True)
+class NewRowStats:
+    """What :func:`new_rows` kept and dropped of candidate rows."""
+
+    rows_read: int
+    duplicates_removed: int  # copies among the candidates, and texts the existing data has
+    already_present: int  # of those, texts the existing data already has
+    conflicting_rows_removed: int
+    rows_added: int
+
+
+def new_rows(
+    candidates: pd.DataFrame, existing: pd.DataFrame, policy: str = "drop"
+) -> tuple[pd.DataFrame, NewRowStats]:
+    """The rows of ``candidates`` whose text ``existing`` lacks (compared by :func:`dedup_key`,
+    as :func:`deduplicate` does), one per text: copies among them are removed as
+    :func:`deduplicate` removes them (``policy`` for conflicting labels)."""
+    deduped, stats = deduplicate(candidates, policy)
+    known = set(existing[TEXT].map(dedup_key))
+    fresh = ~deduped[TEXT].map(dedup_key).isin(known)
+    kept = deduped[fresh].reset_index(drop=True)
+    present = int((~fresh).sum())
+    return kept, NewRowStats(
+        rows_read=len(candidates),
+        duplicates_removed=stats.duplicates_removed + present,
+        already_present=present,
+        conflicting_rows_removed=stats.conflicting_rows_removed,
+        rows_added=len(kept),
+    )
+
+
 def min_rows_per_class(params: PrepareParams) -> int:
     """Fewest rows a class needs so that train, val and test each get at least one."""
     smallest = min(params.test_size, params.val_size, 1 - params.test_size - params.val_size)
@@ -104,3 +135,16 @@ def split(df: pd.DataFrame, params: PrepareParams) -> dict[str, pd.DataFrame]:
     reference = train.sample(n=min(params.reference_size, len(train)), random_state=params.seed)
     splits = {"train": train, "val": val, "test": test, "reference": reference}
     return {name: part.sort_values("row").reset_index(drop=True) for name, part in splits.items()}
+
+
+def add_train_only(
+    parts: dict[str, pd.DataFrame], extra: pd.DataFrame, first_row: int
+) -> dict[str, pd.DataFrame]:
+    """``parts`` with the train-only rows ``extra`` appended to ``train`` (after its cap, so none
+    is sampled out) and to no other split. Their ``row`` is ``first_row``, ``first_row + 1``, ...
+    (past the corpus's rows), so a train row is still named by one number."""
+    if extra.empty:
+        return parts
+    added = extra[[TEXT, LABEL]].assign(row=range(first_row, first_row + len(extra)))
+    train = pd.concat([parts["train"], added[parts["train"].columns]], ignore_index=True)
+    return {**parts, "train": train}

@@ -18,6 +18,14 @@ snapshot_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+TrafficOpt = Annotated[
+    Path,
+    typer.Option(
+        "--traffic", help="a traffic snapshot (e.g. traffic/) or a traffic-log directory."
+    ),
+]
+RootOpt = Annotated[Path, typer.Option("--root", help="repository root.")]
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params file to read.")]
 SinceOpt = Annotated[
     str | None,
     typer.Option(
@@ -74,7 +82,7 @@ def import_cmd(
             "directory.",
         ),
     ],
-    root: Annotated[Path, typer.Option("--root", help="repository root.")] = Path(),
+    root: RootOpt = Path(),
     snapshot: Annotated[
         str | None,
         typer.Option("--snapshot", help="take this snapshot of the prefix (<UTC stamp>)."),
@@ -100,16 +108,9 @@ def import_cmd(
 
 
 def replay_cmd(
-    traffic: Annotated[
-        Path,
-        typer.Option(
-            "--traffic", help="a traffic snapshot (e.g. traffic/) or a traffic-log directory."
-        ),
-    ] = Path("traffic"),
-    root: Annotated[Path, typer.Option("--root", help="repository root.")] = Path(),
-    params: Annotated[Path, typer.Option("--params", help="params file to read.")] = Path(
-        "params.yaml"
-    ),
+    traffic: TrafficOpt = Path("traffic"),
+    root: RootOpt = Path(),
+    params: ParamsOpt = Path("params.yaml"),
     model_dir: Annotated[
         Path | None,
         typer.Option("--model-dir", help="ONNX export to replay (default: artifacts/onnx)."),
@@ -150,5 +151,111 @@ def replay_cmd(
                 if feedback
                 else {}
             ),
+        }
+    )
+
+
+def monitor_cmd(
+    traffic: TrafficOpt = Path("traffic"),
+    root: RootOpt = Path(),
+    params: ParamsOpt = Path("params.yaml"),
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="drift reference profile (default: artifacts/drift/reference_profile.parquet).",
+        ),
+    ] = None,
+    since: SinceOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="output directory (default: reports/monitor)."),
+    ] = None,
+) -> None:
+    """Judge production: drift and live accuracy per model version -> one verdict.
+
+    Writes reports/monitor/summary.json (verdict, reasons, figures) and summary.md, prints the
+    JSON. Exit codes: 0 = ok or insufficient-data, 1 = drift, 3 = degraded (live accuracy too
+    far below the model's test accuracy, or too many invalid traffic lines), 2 = the check
+    failed (missing traffic or reference, bad params).
+    """
+    from textclf.config.params import load_params
+    from textclf.monitoring.drift import default_reference
+    from textclf.outputs.evaluate import EvaluateMetrics
+    from textclf.production.monitor import EXIT_CODES, monitor, write
+    from textclf.repo_paths import RepoPaths
+
+    paths = RepoPaths(root)
+    cfg = load_params(params if params.is_absolute() else root / params)
+    traffic = traffic if traffic.is_absolute() else root / traffic
+    metrics = paths.metrics
+    test_accuracy = EvaluateMetrics.read(metrics).accuracy if metrics.is_file() else None
+    summary = monitor(
+        traffic,
+        reference or default_reference(root),
+        cfg.monitor,
+        test_accuracy,
+        since=_since(since),
+    )
+    write(summary, out or paths.monitor_dir)
+    print_json({k: summary[k] for k in ("verdict", "reasons", "requests", "labelled")})
+    raise typer.Exit(code=EXIT_CODES[summary["verdict"]])
+
+
+retrain_app = typer.Typer(
+    cls=ErrorReportingGroup,
+    help="Retrain proposals: enough new labelled production rows become a pull request.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@retrain_app.command("propose")
+def retrain_propose_cmd(
+    traffic: Annotated[
+        str,
+        typer.Option(
+            "--traffic",
+            help="a snapshot (e.g. traffic/), a prefix of snapshots or a URL (the latest one, "
+            "read, not imported), or a traffic-log directory; relative to --root.",
+        ),
+    ] = "traffic",
+    root: Annotated[Path, typer.Option("--root", help="repository root (on main).")] = Path(),
+    remote: Annotated[
+        str, typer.Option("--remote", help="git remote (a name or URL) the branch is pushed to.")
+    ] = "origin",
+    body: Annotated[
+        Path, typer.Option("--body", help="where the PR body (Markdown) is written.")
+    ] = Path("reports/retrain/pr.md"),
+    result: Annotated[
+        Path, typer.Option("--result", help="where the JSON result is written.")
+    ] = Path("reports/retrain/result.json"),
+) -> None:
+    """Propose a retrain on the snapshot's new labelled rows, as a branch to open a PR from.
+
+    With at least monitor.retrain_min_labels labelled requests (with text) whose texts the data
+    lacks: branch retrain/<UTC date> from HEAD, the rows into data/production/<stamp>.csv
+    (listed in data.train_only_paths: train split only, the test split is main's), dvc add
+    data, dvc repro, dvc push, the release overlays, one commit, git push to --remote; then the
+    PR body (--body) and the result (--result: proposed, branch, rows, beats_main). Fewer rows:
+    nothing is proposed, exit 0. A failure (exit 2) names what and the fix; main is untouched.
+    """
+    from textclf.production.retrain import propose
+
+    if "://" not in traffic and not Path(traffic).is_absolute():
+        traffic = str(root / traffic)
+    done = propose(root, traffic, remote=remote, body=body, result=result)
+    if not done.proposed:
+        typer.echo(
+            f"{done.rows} new labelled rows, fewer than monitor.retrain_min_labels = "
+            f"{done.needed}: nothing proposed",
+            err=True,
+        )
+    print_json(
+        {
+            k: v
+            for k, v in done.to_json().items()
+            if k in ("proposed", "rows", "needed", "branch", "beats_main", "body", "title")
         }
     )

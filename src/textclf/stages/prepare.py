@@ -1,8 +1,13 @@
-"""prepare: validate, de-duplicate, split (stratified, seeded), keep a drift reference sample."""
+"""prepare: validate, de-duplicate, split (stratified, seeded), keep a drift reference sample.
+
+Rows of ``data.train_only_paths`` (e.g. labelled production requests) join the train split only,
+after the corpus is split and capped: the test split of the corpus stays as it was.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -10,9 +15,17 @@ import pandas as pd
 
 from textclf import io
 from textclf.config.data import DataParams, PrepareParams
-from textclf.data.load import load_dataset
+from textclf.data.load import load_dataset, load_train_only
 from textclf.data.prepared import LABEL, TEXT
-from textclf.data.split import check_class_sizes, deduplicate, split
+from textclf.data.split import (
+    DedupStats,
+    NewRowStats,
+    add_train_only,
+    check_class_sizes,
+    deduplicate,
+    new_rows,
+    split,
+)
 from textclf.outputs.prepare import PrepareSummary
 from textclf.paths import Paths
 
@@ -49,13 +62,40 @@ def _describe(frame: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
     }
 
 
-def run(params: Inputs, paths: Paths) -> dict[str, Any]:
-    """Write the splits, ``labels.json`` and the data summary; return the summary."""
+@dataclass(frozen=True)
+class Prepared:
+    """The splits and what it took to make them."""
+
+    raw: pd.DataFrame
+    deduped: pd.DataFrame
+    stats: DedupStats
+    parts: dict[str, pd.DataFrame]
+    train_only: NewRowStats | None  # None: no data.train_only_paths
+
+
+def prepare_splits(params: Inputs, root: Path) -> Prepared:
+    """Read, de-duplicate and split the corpus; add the train-only rows to ``train``.
+
+    A train-only row whose text the corpus has (in any split, or removed as a copy or a
+    conflict) is dropped, and so is a copy among them: no test text leaks into training.
+    """
     data, prep = params.data, params.prepare
-    raw = load_dataset(paths.root, data)
+    raw = load_dataset(root, data)
     deduped, stats = deduplicate(raw, prep.conflicting_labels)
     check_class_sizes(deduped, data.labels, prep, data.path)
     parts = split(deduped, prep)
+    if not data.train_only_paths:
+        return Prepared(raw, deduped, stats, parts, None)
+    extra, extra_stats = new_rows(load_train_only(root, data), raw, prep.conflicting_labels)
+    parts = add_train_only(parts, extra, first_row=len(raw) + 1)
+    return Prepared(raw, deduped, stats, parts, extra_stats)
+
+
+def run(params: Inputs, paths: Paths) -> dict[str, Any]:
+    """Write the splits, ``labels.json`` and the data summary; return the summary."""
+    data = params.data
+    done = prepare_splits(params, paths.root)
+    raw, deduped, stats, parts = done.raw, done.deduped, done.stats, done.parts
     for name in SPLITS:
         with io.atomic_path(paths.split(name)) as tmp:
             parts[name][["row", TEXT, LABEL]].to_parquet(tmp, index=False)
@@ -70,5 +110,14 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
         "rows_after_dedup": len(deduped),
         "splits": {name: _describe(parts[name], data.labels) for name in SPLITS},
     }
+    if done.train_only is not None:  # absent without train-only files: the file as before
+        summary["train_only"] = {
+            "sources": {rel: file_md5(paths.root / rel) for rel in data.train_only_paths},
+            "rows_read": done.train_only.rows_read,
+            "duplicates_removed": done.train_only.duplicates_removed,
+            "already_in_corpus": done.train_only.already_present,
+            "conflicting_rows_removed": done.train_only.conflicting_rows_removed,
+            "rows_added": done.train_only.rows_added,
+        }
     PrepareSummary.model_validate(summary).write(paths.data_summary)  # validated, then written
     return summary
