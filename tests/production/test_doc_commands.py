@@ -12,12 +12,14 @@ from pathlib import Path
 
 from tests.conftest import REPO
 from tests.exported import TinyExport, exported
+from textclf.config.drift import DriftParams
 from textclf.inference import OnnxClassifier
+from textclf.monitoring.drift import build_profile, save_reference_profile
 from textclf.monitoring.snapshot import export_snapshot
 from textclf.records import feedback_record
 from textclf.serving import ids
 from textclf.serving.traffic import record
-from textclf_dev.toy import toy_frame
+from textclf_dev.toy import TOY_LABELS, toy_frame
 
 __all__ = ["exported"]
 
@@ -87,9 +89,11 @@ def test_the_docs_commands_import_and_replay_a_snapshot(
     assert [c.split()[:3] for c in commands] == [
         ["textclf", "snapshot", "import"],
         ["textclf", "replay", "--traffic"],
+        ["textclf", "monitor", "--traffic"],
     ], commands
     root = _repo(tmp_path, exported)
     prefix, requests, labelled = _prefix(tmp_path, exported)
+    _reference(root, exported)
     for command in commands:
         assert DOC_PREFIX in command or "import" not in command
         args = command.replace(DOC_PREFIX, str(prefix)).split()
@@ -112,3 +116,17 @@ def test_the_docs_commands_import_and_replay_a_snapshot(
         .read_text("utf-8")
         .startswith(f"### On {requests} recent production requests")
     )
+    # The monitor: 40 requests and 10 labels are under drift.min_rows and monitor.min_feedback.
+    verdict = json.loads((root / "reports" / "monitor" / "summary.json").read_text("utf-8"))
+    assert verdict["verdict"] == "insufficient-data" and verdict["labelled"] == labelled
+
+
+def _reference(root: Path, export: TinyExport) -> None:
+    """The drift reference profile `textclf monitor` compares with (the drift stage's output)."""
+    frame = toy_frame(200, seed=5)
+    probs = OnnxClassifier(export.onnx_dir, "int8").predict_proba(frame["text"].tolist())
+    profile = build_profile(frame["text"].tolist(), probs, TOY_LABELS)
+    meta = {"model_version": "tiny", "labels": TOY_LABELS, "params": DriftParams().model_dump()}
+    target = root / "artifacts" / "drift" / "reference_profile.parquet"
+    target.parent.mkdir(parents=True)
+    save_reference_profile(profile, target, meta)
