@@ -17,8 +17,6 @@ texts go to the DVC remote, never to git.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf import io
+from textclf.dvccmd import run_dvc
 from textclf.errors import DataError, TextclfError
 from textclf.gitcmd import run_git
 from textclf.monitoring.drift import traffic_files
@@ -146,12 +145,12 @@ def locate(
     return path / name, name
 
 
-def _run(root: Path, args: list[str], why: str) -> None:
-    result = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False)
+def _dvc(root: Path, args: list[str], why: str) -> None:
+    result = run_dvc(root, *args)
     if result.returncode != 0:
         raise TextclfError(
-            f"`{' '.join(args[2:] if args[:2] == [sys.executable, '-m'] else args)}` failed "
-            f"({why}): {(result.stderr or result.stdout).strip()[-800:]}"
+            f"`dvc {' '.join(args)}` failed ({why}): "
+            f"{(result.stderr or result.stdout).strip()[-800:]}"
         )
 
 
@@ -174,8 +173,7 @@ def import_snapshot(
             for file_name in (TRAFFIC_NAME, MANIFEST_NAME):
                 shutil.copyfile(snapshot / file_name, staged / file_name)
         read_manifest(target)  # the copy, too
-    dvc = [sys.executable, "-m", "dvc"]
-    _run(root, [*dvc, "add", TRAFFIC_DIR], "tracking the snapshot with DVC")
+    _dvc(root, ["add", TRAFFIC_DIR], "tracking the snapshot with DVC")
     committed = None
     if commit:
         message = (
@@ -207,5 +205,5 @@ def import_snapshot(
         head = run_git(root, "rev-parse", "HEAD", why="naming the commit")
         committed = head.stdout.decode().strip()
     if push:
-        _run(root, [*dvc, "push", f"{TRAFFIC_DIR}.dvc"], "sending the snapshot to the DVC remote")
+        _dvc(root, ["push", f"{TRAFFIC_DIR}.dvc"], "sending the snapshot to the DVC remote")
     return Imported(source, name, target, manifest, committed, push)

@@ -75,8 +75,8 @@ def monitor(
     if since is None and is_snapshot(traffic):
         since = datetime(1970, 1, 1, tzinfo=UTC)  # a snapshot is one window: all of it counts
     drift = drift_check(traffic, reference, since=since, now=now)
-    requests, manifest = load_requests(traffic)
-    accuracy = live_accuracy(requests, cfg, test_accuracy)
+    labelled, manifest = load_requests(traffic, labelled_only=True)
+    accuracy = live_accuracy(labelled, cfg, test_accuracy)
     reasons = list(drift["reasons"]) if drift["verdict"] != "ok" else []
     for version, a in accuracy.items():
         if a["degraded"]:
@@ -103,7 +103,7 @@ def monitor(
         | {"drifted_columns": drift.get("drifted_columns", [])},
         "live_accuracy": accuracy,
         "test_accuracy": test_accuracy,
-        "requests": len(requests),
+        "requests": manifest["requests"],
         "labelled": sum(a["labelled"] for a in accuracy.values()),
         "snapshot": {k: manifest.get(k) for k in ("since", "until", "first_ts", "last_ts")},
         "checked": now.astimezone(UTC).isoformat(timespec="seconds"),

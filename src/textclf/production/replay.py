@@ -74,8 +74,12 @@ def parse_request(record: dict[str, Any]) -> Request:
     )
 
 
-def load_requests(traffic: Path) -> tuple[list[Request], dict[str, Any]]:
-    """The requests of a snapshot or traffic-log directory, and the snapshot's manifest."""
+def load_requests(
+    traffic: Path, *, labelled_only: bool = False
+) -> tuple[list[Request], dict[str, Any]]:
+    """The requests of a snapshot or traffic-log directory (only those with feedback when
+    ``labelled_only``: memory then grows with the labels, not the traffic), and the snapshot's
+    manifest (its counts cover every request)."""
     traffic = Path(traffic)
     if not traffic.is_dir():
         raise DataError(
@@ -83,10 +87,15 @@ def load_requests(traffic: Path) -> tuple[list[Request], dict[str, Any]]:
             "(`textclf snapshot import` makes traffic/; `dvc pull traffic.dvc` fetches it)."
         )
     if is_snapshot(traffic):
-        return [parse_request(r) for r in snapshot_records(traffic)], read_manifest(traffic)
+        return _requests(traffic, labelled_only), read_manifest(traffic)
     with tempfile.TemporaryDirectory(prefix="textclf-replay-") as tmp:
         snapshot = write_snapshot(traffic, Path(tmp) / "snapshot")
-        return [parse_request(r) for r in snapshot_records(snapshot)], read_manifest(snapshot)
+        return _requests(snapshot, labelled_only), read_manifest(snapshot)
+
+
+def _requests(snapshot: Path, labelled_only: bool) -> list[Request]:
+    parsed = (parse_request(r) for r in snapshot_records(snapshot))
+    return [r for r in parsed if r.truth is not None] if labelled_only else list(parsed)
 
 
 def _interval(values: np.ndarray, confidence: float) -> Interval:
@@ -244,8 +253,7 @@ def replay(
     for p, n in zip(production, new, strict=True):
         matrix.setdefault(p, Counter())[n] += 1
     labelled_all = [r for r in requests if r.truth is not None]
-    labelled = [r for r in with_text if r.truth is not None]
-    new_by_request = dict(zip((id(r) for r in with_text), new, strict=True))
+    labelled = [(r, n) for r, n in zip(with_text, new, strict=True) if r.truth is not None]
     production_only = (
         labelled_scores(
             [r.truth or "" for r in labelled_all],
@@ -258,10 +266,10 @@ def replay(
     )
     compared = (
         labelled_scores(
-            [r.truth or "" for r in labelled],
+            [r.truth or "" for r, _ in labelled],
             {
-                "production": [r.label for r in labelled],
-                "candidate": [new_by_request[id(r)] for r in labelled],
+                "production": [r.label for r, _ in labelled],
+                "candidate": [n for _, n in labelled],
             },
             model.labels,
             cfg,

@@ -28,8 +28,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +43,7 @@ from textclf.config.params import Params, load_params
 from textclf.data.load import load_dataset, load_train_only
 from textclf.data.prepared import LABEL, TEXT
 from textclf.data.split import NewRowStats, new_rows
+from textclf.dvccmd import run_dvc
 from textclf.errors import TextclfError
 from textclf.gitcmd import run_git
 from textclf.lifecycle.rollout import PUSH_TOKEN_ENV, push_args
@@ -145,16 +144,9 @@ def _git(root: Path, *args: str, why: str, timeout: float | None = 600) -> str:
     return done.stdout.decode(errors="replace").strip()
 
 
-def _env() -> dict[str, str]:
-    """The environment for DVC: this interpreter's bin first (``dvc repro`` runs ``textclf``)."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
 def _dvc(root: Path, log: Path, *args: str, why: str, fix: str) -> None:
     """``dvc args``; its output is appended to ``log``; a failure names it and the fix."""
-    cmd = [sys.executable, "-m", "dvc", *args]
-    done = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, check=False)
+    done = run_dvc(root, *args)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as fh:
         fh.write(f"$ dvc {' '.join(args)}\n{done.stdout}{done.stderr}\n")
@@ -259,10 +251,7 @@ def _leave(root: Path, target: str, *, detach: bool) -> None:
     args = ("switch", "-q", "--discard-changes", *(("--detach",) if detach else ()), target)
     _git(root, *args, why=f"switching back to {target}")
     # Best effort: main's outputs from the cache (absent ones are only reported by DVC).
-    subprocess.run(
-        [sys.executable, "-m", "dvc", "checkout", "-q", "-f"],
-        cwd=root, env=_env(), capture_output=True, check=False,
-    )  # fmt: skip
+    run_dvc(root, "checkout", "-q", "-f")
 
 
 # --- the proposal ---------------------------------------------------------------------------
@@ -363,7 +352,7 @@ def propose(
     params = load_params(root / "params.yaml")
     with tempfile.TemporaryDirectory(prefix="textclf-retrain-") as tmp:
         snapshot, name = locate(str(traffic), Path(tmp))  # a prefix or URL: fetched, not imported
-        requests, manifest = load_requests(snapshot)
+        requests, manifest = load_requests(snapshot, labelled_only=True)
     found = candidates(requests, root, params)
     needed = params.monitor.retrain_min_labels
     stamp = _stamp(name, manifest, now)
