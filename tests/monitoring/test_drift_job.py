@@ -25,6 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
+from tests.traffic import drift_check_process, toy_probs, toy_reference, write_jsonl
 from textclf.cli import app
 from textclf.config.drift import DriftParams
 from textclf.errors import ConfigError
@@ -32,8 +33,6 @@ from textclf.monitoring.check import EXIT_CODES, parse_since
 from textclf.monitoring.drift import (
     FEATURES,
     Verdict,
-    build_profile,
-    save_reference_profile,
     scan_traffic,
 )
 from textclf.monitoring.slices import text_features
@@ -42,14 +41,6 @@ from textclf_dev.toy import TOY_LABELS, toy_frame
 #: Small enough that a few hundred rows are checked; the sample holds them all.
 PARAMS = DriftParams(min_rows=50, max_rows=2000)
 NOW = datetime.now(UTC)
-
-
-def toy_probs(frame: pd.DataFrame, seed: int) -> np.ndarray:
-    """Probabilities that favour each row's toy label (a confident, mostly right model)."""
-    rng = np.random.default_rng(seed)
-    alpha = np.ones((len(frame), len(TOY_LABELS)))
-    alpha[np.arange(len(frame)), frame["label"].map(TOY_LABELS.index).to_numpy()] = 8.0
-    return np.stack([rng.dirichlet(a) for a in alpha])
 
 
 @pytest.fixture(autouse=True)
@@ -61,14 +52,7 @@ def _no_pushgateway(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Five frames of 300: the toy texts' "#<i>" suffix spans what the traffic's does.
-    frame = pd.concat([toy_frame(300, seed=s) for s in range(10, 15)], ignore_index=True)
-    profile = build_profile(frame["text"].tolist(), toy_probs(frame, 1), TOY_LABELS)
-    return save_reference_profile(
-        profile,
-        tmp_path_factory.mktemp("reference") / "reference_profile.parquet",
-        {"model_version": "m1", "labels": TOY_LABELS, "params": PARAMS.model_dump()},
-    )
+    return toy_reference(tmp_path_factory.mktemp("reference") / "reference_profile.parquet", PARAMS)
 
 
 def records(
@@ -103,46 +87,9 @@ def records(
     return out
 
 
-def write(path: Path, rows: list[dict[str, Any]], tail: bytes = b"") -> Path:
-    """One JSON object per line, then ``tail`` (raw bytes: torn or garbage lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-        fh.write(tail)
-    return path
-
-
 def check(traffic: Path, reference: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
     args = ["drift-check", "--traffic-dir", str(traffic), "--reference", str(reference), *extra]
     return CliRunner().invoke(app, args, env=env)
-
-
-def check_process(
-    traffic: Path, reference: Path, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -m textclf.monitoring.check``, the drift image's entry point, in a process of its
-    own: prometheus_client then never loads into the test process, where it would fix its
-    single-process mode before the service tests set PROMETHEUS_MULTIPROC_DIR."""
-    clean = {
-        k: v for k, v in os.environ.items() if k not in ("TEXTCLF_PUSHGATEWAY", "POD_NAMESPACE")
-    }
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "textclf.monitoring.check",
-            "--traffic-dir",
-            str(traffic),
-            "--reference",
-            str(reference),
-            *extra,
-        ],
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def params_file(tmp_path: Path, **drift: Any) -> Path:
@@ -162,9 +109,9 @@ def params_file(tmp_path: Path, **drift: Any) -> Path:
 
 def test_only_the_window_counts_and_old_files_are_not_opened(tmp_path: Path) -> None:
     traffic = tmp_path / "traffic"
-    write(traffic / "pod.jsonl", records(30, age=timedelta(days=3)) + records(40, seed=3))
+    write_jsonl(traffic / "pod.jsonl", records(30, age=timedelta(days=3)) + records(40, seed=3))
     # An old rotation: anything in it would be counted (even its garbage) if it were read.
-    old = write(traffic / "pod.jsonl.1", records(50, seed=4), tail=b"\xff torn\n")
+    old = write_jsonl(traffic / "pod.jsonl.1", records(50, seed=4), tail=b"\xff torn\n")
     stamp = (NOW - timedelta(days=2)).timestamp()
     os.utime(old, (stamp, stamp))
     scan = scan_traffic(traffic, TOY_LABELS, since=NOW - timedelta(hours=24))
@@ -197,7 +144,7 @@ def test_since_takes_durations_and_timestamps() -> None:
 
 
 def test_a_bad_since_exits_2_and_names_the_option(tmp_path: Path, reference: Path) -> None:
-    write(tmp_path / "pod.jsonl", records(5))
+    write_jsonl(tmp_path / "pod.jsonl", records(5))
     result = check(tmp_path, reference, "--since", "last week")
     assert result.exit_code == 2
     assert "--since 'last week'" in result.stderr and "Fix: pass a duration" in result.stderr
@@ -224,7 +171,7 @@ BAD_REASONS = {
 
 
 def test_torn_and_invalid_lines_are_skipped_counted_and_named(tmp_path: Path) -> None:
-    log = write(tmp_path / "pod.jsonl", records(200), tail=b"\n" + BAD_LINES)
+    log = write_jsonl(tmp_path / "pod.jsonl", records(200), tail=b"\n" + BAD_LINES)
     scan = scan_traffic(tmp_path, TOY_LABELS, since=NOW - timedelta(days=1))
     assert scan.rows == 200 and scan.skipped == BAD_REASONS and scan.lines == 206
     assert scan.examples[0] == f"{log.name}:202: bad_label: 'label' (the predicted label) " + (
@@ -237,7 +184,7 @@ def test_torn_and_invalid_lines_are_skipped_counted_and_named(tmp_path: Path) ->
 def test_too_many_invalid_lines_is_degraded_exit_3_and_fewer_is_ok(
     tmp_path: Path, reference: Path
 ) -> None:
-    write(tmp_path / "traffic" / "pod.jsonl", records(300), tail=BAD_LINES)  # 6 of 306: 2%
+    write_jsonl(tmp_path / "traffic" / "pod.jsonl", records(300), tail=BAD_LINES)  # 6 of 306: 2%
     degraded = check(tmp_path / "traffic", reference)
     assert degraded.exit_code == 3, degraded.output
     summary = json.loads(degraded.stdout)
@@ -255,7 +202,7 @@ def test_too_many_invalid_lines_is_degraded_exit_3_and_fewer_is_ok(
 
 
 def test_a_file_of_garbage_is_degraded_not_insufficient(tmp_path: Path, reference: Path) -> None:
-    write(tmp_path / "pod.jsonl", [], tail=BAD_LINES * 3)
+    write_jsonl(tmp_path / "pod.jsonl", [], tail=BAD_LINES * 3)
     result = check(tmp_path, reference)
     assert result.exit_code == 3
     summary = json.loads(result.stdout)
@@ -267,7 +214,7 @@ def test_an_over_long_line_is_skipped_without_holding_it(tmp_path: Path) -> None
     from textclf.monitoring import drift
 
     huge = b'{"ts": "' + b"9" * (drift.MAX_LINE_BYTES * 2) + b'"}\n'
-    write(tmp_path / "pod.jsonl", records(10), tail=huge + json.dumps(records(1)[0]).encode())
+    write_jsonl(tmp_path / "pod.jsonl", records(10), tail=huge + json.dumps(records(1)[0]).encode())
     scan = scan_traffic(tmp_path, TOY_LABELS)
     assert scan.rows == 11 and scan.skipped == {"too_long": 1}
 
@@ -283,8 +230,8 @@ def test_every_verdict_has_an_exit_code() -> None:
 def test_traffic_like_the_reference_is_ok_with_exact_counts(
     tmp_path: Path, reference: Path
 ) -> None:
-    write(tmp_path / "traffic" / "pod-a.jsonl", records(400, seed=2))
-    write(tmp_path / "traffic" / "pod-b.jsonl", records(400, seed=3, age=timedelta(days=30)))
+    write_jsonl(tmp_path / "traffic" / "pod-a.jsonl", records(400, seed=2))
+    write_jsonl(tmp_path / "traffic" / "pod-b.jsonl", records(400, seed=3, age=timedelta(days=30)))
     result = check(tmp_path / "traffic", reference, "--since", "7d", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -299,7 +246,7 @@ def test_traffic_like_the_reference_is_ok_with_exact_counts(
 
 
 def test_shifted_traffic_is_drift_exit_1(tmp_path: Path, reference: Path) -> None:
-    write(tmp_path / "pod.jsonl", records(300, labels=["positive"]))
+    write_jsonl(tmp_path / "pod.jsonl", records(300, labels=["positive"]))
     result = check(tmp_path, reference)
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
@@ -310,8 +257,10 @@ def test_shifted_traffic_is_drift_exit_1(tmp_path: Path, reference: Path) -> Non
 
 
 def test_a_quiet_window_is_insufficient_data_exit_0(tmp_path: Path, reference: Path) -> None:
-    write(tmp_path / "traffic" / "pod.jsonl", records(20) + records(500, age=timedelta(days=9)))
-    write(tmp_path / "traffic" / "idle.jsonl", [])
+    write_jsonl(
+        tmp_path / "traffic" / "pod.jsonl", records(20) + records(500, age=timedelta(days=9))
+    )
+    write_jsonl(tmp_path / "traffic" / "idle.jsonl", [])
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.html").write_text("yesterday's report")
@@ -331,7 +280,7 @@ def test_real_failures_exit_2(tmp_path: Path, reference: Path) -> None:
     assert missing_dir.exit_code == 2 and "does not exist" in missing_dir.stderr
     no_logs = check(tmp_path, reference)
     assert no_logs.exit_code == 2 and "no *.jsonl traffic logs" in no_logs.stderr
-    write(tmp_path / "pod.jsonl", records(100))
+    write_jsonl(tmp_path / "pod.jsonl", records(100))
     no_reference = check(tmp_path, tmp_path / "missing.parquet")
     assert no_reference.exit_code == 2 and "dvc repro drift" in no_reference.stderr
     (tmp_path / "broken.parquet").write_text("not parquet")
@@ -347,8 +296,8 @@ def test_real_failures_exit_2(tmp_path: Path, reference: Path) -> None:
 def test_both_record_versions_are_read(tmp_path: Path, reference: Path) -> None:
     v2 = records(150, seed=3, version=2)
     v2[0]["features"]["chars"] = 9999  # features that disagree with the text: the text wins
-    write(tmp_path / "old-pod.jsonl", records(150, seed=2))
-    write(tmp_path / "new-pod.jsonl", v2)
+    write_jsonl(tmp_path / "old-pod.jsonl", records(150, seed=2))
+    write_jsonl(tmp_path / "new-pod.jsonl", v2)
     scan = scan_traffic(tmp_path, TOY_LABELS)
     assert scan.record_versions == {1: 150, 2: 150} and scan.rows_without_text == 0
     frame = scan.frame()
@@ -360,7 +309,7 @@ def test_both_record_versions_are_read(tmp_path: Path, reference: Path) -> None:
 
 def test_v2_records_without_text_use_their_features(tmp_path: Path, reference: Path) -> None:
     dropped = records(200, seed=3, version=2, keep_text=False)
-    write(tmp_path / "pod.jsonl", dropped + records(100, seed=4))
+    write_jsonl(tmp_path / "pod.jsonl", dropped + records(100, seed=4))
     scan = scan_traffic(tmp_path, TOY_LABELS)
     assert scan.rows == 300 and scan.rows_without_text == 200 and not scan.skipped
     frame = scan.frame()
@@ -393,7 +342,7 @@ def test_v2_records_without_text_use_their_features(tmp_path: Path, reference: P
 )
 def test_a_bad_v2_field_is_named(tmp_path: Path, change: dict[str, Any], reason: str) -> None:
     (record,) = records(1, version=2, keep_text=False)
-    write(tmp_path / "pod.jsonl", [{**record, **change}])
+    write_jsonl(tmp_path / "pod.jsonl", [{**record, **change}])
     scan = scan_traffic(tmp_path, TOY_LABELS)
     assert scan.rows == 0 and scan.skipped == {reason: 1}
     assert scan.examples[0].startswith(f"pod.jsonl:1: {reason}: ")
@@ -401,7 +350,7 @@ def test_a_bad_v2_field_is_named(tmp_path: Path, change: dict[str, Any], reason:
 
 def test_the_sample_is_bounded_seeded_and_counts_stay_exact(tmp_path: Path) -> None:
     rows = records(3000, seed=5)
-    write(tmp_path / "pod.jsonl", rows)
+    write_jsonl(tmp_path / "pod.jsonl", rows)
 
     def sample(seed: int) -> list[str]:
         scan = scan_traffic(tmp_path, TOY_LABELS, max_rows=500, seed=seed)
@@ -423,7 +372,7 @@ def test_sampled_rows_are_described_in_batches_and_texts_dropped(
     """Descriptors are computed as rows enter the sample; without keep_text no text stays."""
     from textclf.monitoring import drift
 
-    write(tmp_path / "pod.jsonl", records(3000, seed=5) + records(300, seed=6, version=2))
+    write_jsonl(tmp_path / "pod.jsonl", records(3000, seed=5) + records(300, seed=6, version=2))
     kept = scan_traffic(tmp_path, TOY_LABELS, max_rows=500, seed=3)
     expected = kept.frame()
     assert expected[FEATURES].equals(text_features(expected["text"].tolist())[FEATURES])
@@ -470,10 +419,10 @@ def test_the_outcome_is_pushed_to_the_pushgateway(
     tmp_path: Path, reference: Path, gateway: Any
 ) -> None:
     url, pushes = gateway
-    write(tmp_path / "pod.jsonl", records(20), tail=b"torn\n")  # 1 of 21 lines: degraded
+    write_jsonl(tmp_path / "pod.jsonl", records(20), tail=b"torn\n")  # 1 of 21 lines: degraded
     before = time.time()
     env = {"TEXTCLF_PUSHGATEWAY": url, "POD_NAMESPACE": "textclf-staging"}
-    result = check_process(tmp_path, reference, env=env)
+    result = drift_check_process(tmp_path, reference, env=env)
     assert result.returncode == 3, result.stdout + result.stderr
     ((method, path, body),) = pushes
     assert method == "PUT"
@@ -495,8 +444,8 @@ def test_a_failed_push_is_logged_and_keeps_the_exit_code(tmp_path: Path, referen
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    write(tmp_path / "pod.jsonl", records(20))
-    result = check_process(tmp_path, reference, "--pushgateway", closed)
+    write_jsonl(tmp_path / "pod.jsonl", records(20))
+    result = drift_check_process(tmp_path, reference, "--pushgateway", closed)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["verdict"] == "insufficient-data"
     assert f"pushing the metrics to {closed} failed" in result.stderr

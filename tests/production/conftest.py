@@ -11,7 +11,7 @@ model on exactly two thirds (see :func:`truth_for`), whatever labels the tiny mo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.exported import TinyExport, exported
+from tests.traffic import write_jsonl
 from textclf.config.replay import ReplayParams
 from textclf.inference import OnnxClassifier
 from textclf.monitoring.snapshot import write_snapshot
@@ -84,15 +85,6 @@ def feedback_line(prediction_id: str, label: str, ts: datetime) -> dict[str, Any
     """The feedback record the service writes for a true ``label`` of ``prediction_id``."""
     ref = ids.verify(KEY, prediction_id)
     return feedback_record(prediction_id, label, ref.label, ref.model_version, ts)
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], tail: bytes = b"") -> Path:
-    """One JSON object per line, then ``tail`` (raw bytes: garbage or torn lines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-        fh.write(tail)
-    return path
 
 
 def shifted(labels: Sequence[str], label: str, by: int) -> str:

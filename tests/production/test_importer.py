@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.production.conftest import NOW, feedback_line, traffic_line, write_jsonl
+from tests.production.conftest import NOW, feedback_line, traffic_line
+from tests.traffic import write_jsonl
 from textclf.errors import DataError
 from textclf.monitoring.snapshot import (
     MANIFEST_NAME,

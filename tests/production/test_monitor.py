@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
+from tests.traffic import toy_probs, toy_reference
 from textclf.cli import app
 from textclf.config.drift import DriftParams
 from textclf.config.monitor import MonitorParams
-from textclf.monitoring.drift import build_profile, save_reference_profile
 from textclf.monitoring.snapshot import write_snapshot
 from textclf.production.monitor import EXIT_CODES, live_accuracy, monitor
 from textclf.production.replay import Request
@@ -34,23 +33,10 @@ CFG = MonitorParams(min_feedback=40, max_accuracy_drop=0.05)
 TEST_ACCURACY = 0.9
 
 
-def _probs(frame: pd.DataFrame, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    alpha = np.ones((len(frame), len(TOY_LABELS)))
-    alpha[np.arange(len(frame)), frame["label"].map(TOY_LABELS.index).to_numpy()] = 8.0
-    return np.stack([rng.dirichlet(a) for a in alpha])
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frame = pd.concat([toy_frame(300, seed=s) for s in range(10, 15)], ignore_index=True)
-    profile = build_profile(frame["text"].tolist(), _probs(frame, 1), TOY_LABELS)
-    params = DriftParams(min_rows=50, max_rows=2000).model_dump()
-    return save_reference_profile(
-        profile,
-        tmp_path_factory.mktemp("reference") / "reference_profile.parquet",
-        {"model_version": "m1", "labels": TOY_LABELS, "params": params},
-    )
+    path = tmp_path_factory.mktemp("reference") / "reference_profile.parquet"
+    return toy_reference(path, DriftParams(min_rows=50, max_rows=2000))
 
 
 def _snapshot(
@@ -58,7 +44,7 @@ def _snapshot(
 ) -> Path:
     """A snapshot of ``n`` requests; ``right`` + ``wrong`` of them labelled by users."""
     frame = toy_frame(n, seed=2, labels=labels)
-    probs = _probs(frame, 2)
+    probs = toy_probs(frame, 2)
     logs = tmp / "logs"
     logs.mkdir()
     traffic, feedback = [], []

@@ -30,8 +30,8 @@ from tests.production.conftest import (
     traffic_line,
     truth_for,
     write_case_traffic,
-    write_jsonl,
 )
+from tests.traffic import write_jsonl
 from textclf.errors import DataError
 from textclf.monitoring.snapshot import write_snapshot
 from textclf.outputs.replay import ReplaySummary

@@ -9,7 +9,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.production.conftest import (
     traffic_line,
     write_jsonl,
 )
+from tests.traffic import drift_check_process
 from textclf import io
 from textclf.config.drift import DriftParams
 from textclf.config.serve import TrafficLogParams
@@ -332,26 +332,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def drift_check(
     traffic: Path, reference: Path, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """The drift image's entry point in a process of its own (prometheus_client must not load
-    into the test process, see tests/monitoring/test_drift_job.py); its JSON summary."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TEXTCLF_PUSHGATEWAY", "POD_NAMESPACE")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "textclf.monitoring.check",
-            "--traffic-dir",
-            str(traffic),
-            "--reference",
-            str(reference),
-            *extra,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    """The drift image's entry point in a process of its own; its JSON summary."""
+    proc = drift_check_process(traffic, reference, *extra)
     try:
         summary = json.loads(proc.stdout)
     except ValueError:

@@ -466,8 +466,10 @@ _STEPS = (
 
 def _commit_and_push(root: Path, allowed: list[str], message: str, remote: str, branch: str) -> str:
     """Commit what the retrain changed (not the monitor's or this command's files), push."""
-    excludes = [f":(exclude){a}" for a in allowed]
-    _git(root, "add", "-A", "--", *_COMMITTED, *excludes, why="staging the retrain")
+    _git(root, "add", "-A", "--", *_COMMITTED, why="staging the retrain")
+    # Unstaged again, not excluded from `add`: an exclude pathspec on a path .gitignore covers
+    # (as this repository's does) makes `git add` fail.
+    _git(root, "reset", "-q", "--", *allowed, why="leaving the monitor's files out")
     _git(root, "commit", "-q", "-m", message, why="committing the retrain (is a git user set?)")
     commit = _git(root, "rev-parse", "HEAD", why="naming the commit")
     # With TEXTCLF_PUSH_TOKEN set, a credential helper answers with it: its value never reaches
