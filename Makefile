@@ -22,7 +22,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install data run repro test test-all lint secrets lock container-setup image test-image format pre-commit clean bench bento runner-image runner-push runner-pin \
   serve report gate release-tag release-manifests release-check release-verify release-pull release-pin release-images release-push release-missing release-verify-image checkout \
-  promote review-pull review-push review-plots review-traffic replay snapshot-import monitor monitor-pull monitor-ci monitor-verdict \
+  export-checkout promote review-pull review-push review-plots review-traffic replay snapshot-import monitor monitor-pull monitor-ci monitor-verdict \
   retrain-verdict retrain-pull retrain-propose retrain-result
 
 help: ## Show this help
@@ -84,7 +84,14 @@ report: $(STAMP) ## Write the PR review to reports/pr/report.md (BASE=<git ref>,
 	  rm -f "$(ROOT)/reports/replay/summary.json" "$(ROOT)/reports/replay/summary.md"; \
 	  echo "no traffic snapshot in $(TRAFFIC): the review has no production replay (docs/production.md)"; \
 	fi
+	@$(MAKE) --no-print-directory export-checkout ROOT="$(ROOT)"
 	textclf report --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
+
+# The review runs the base's behaviour tests on ROOT's export: check it out of ROOT's DVC cache
+# (verified against dvc.lock). Without one the gate's behaviour check fails and names the fix.
+export-checkout: ## Check ROOT's export out of its DVC cache when it is missing (the review's behaviour tests run on it)
+	@test -f "$(ROOT)/artifacts/onnx/textclf.json" || { cd "$(ROOT)" && dvc checkout artifacts/onnx; } || \
+	  echo "no export in $(ROOT)/artifacts/onnx: the behaviour check will fail (dvc repro export)"
 
 # The model replayed is ROOT's export; the replay settings are this checkout's params.yaml (in
 # the review: the base's, like the gate's thresholds).
@@ -129,6 +136,7 @@ snapshot-import: $(STAMP) ## Import the latest traffic snapshot of FROM (prefix,
 	textclf snapshot import --from "$(FROM)"
 
 gate: $(STAMP) ## Promotion gate against BASE, with BASE's thresholds; non-zero when it fails
+	@$(MAKE) --no-print-directory export-checkout ROOT="$(ROOT)"
 	textclf gate --root "$(ROOT)" $(if $(BASE),--base "$(BASE)")
 
 release-tag: $(STAMP) ## Print the serving image's tag (content address of what it ships; IMAGE=drift for the drift image)

@@ -71,12 +71,30 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny")
 
 
+#: The shipped data.expectations.yaml's keys that the toy corpus (short texts, a few hundred
+#: rows) cannot meet, set for it; every other key is the shipped one.
+TOY_EXPECTATIONS: dict[str, Any] = {
+    "min_rows_per_class": 20,
+    "text_chars": {"p5": {"min": 15}, "p50": {"min": 20, "max": 200}, "p95": {"min": 30}},
+}
+
+
+def expectations_yaml(**keys: Any) -> str:
+    """The shipped data.expectations.yaml with the toy corpus's keys and ``keys`` replaced."""
+    import yaml
+
+    shipped = yaml.safe_load((REPO / "data.expectations.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_dump({**shipped, **TOY_EXPECTATIONS, **keys}, sort_keys=False)
+
+
 def make_toy_root(root: Path, backbone: Path, rows: int = 300) -> Path:
-    """Make ``root`` a working directory: data/toy.csv (``rows`` rows), the backbone at ./tiny."""
+    """Make ``root`` a working directory: data/toy.csv (``rows`` rows), the backbone at ./tiny,
+    and a data.expectations.yaml the toy corpus meets."""
     from textclf_dev.toy import toy_frame
 
     (root / "data").mkdir(parents=True)
     toy_frame(rows).to_csv(root / "data" / "toy.csv", index=False)
+    (root / "data.expectations.yaml").write_text(expectations_yaml(), encoding="utf-8")
     (root / "tiny").symlink_to(backbone, target_is_directory=True)
     return root
 

@@ -63,7 +63,7 @@ def data(root: RootOpt = Path()) -> None:
 
 @app.command()
 def prepare(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
-    """Validate and de-duplicate the raw data; write train/val/test/reference splits."""
+    """Validate and de-duplicate the raw data, check data.expectations.yaml; write the splits."""
     from textclf.stages import prepare as stage
 
     summary = _run_stage(stage.run, params, root)
@@ -249,6 +249,21 @@ def slices(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> N
 
 
 @app.command()
+def behaviour(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """The behaviour tests of behaviour.yaml on the exported graph: pass rate per test."""
+    from textclf.stages import behaviour as stage
+
+    report = _run_stage(stage.run, params, root)
+    print_json(
+        {
+            "pass_rate": {n: t["pass_rate"] for n, t in report["tests"].items()},
+            "below_threshold": report["summary"]["below_threshold"],
+            "not_applicable": report["summary"]["not_applicable"],
+        }
+    )
+
+
+@app.command()
 def drift(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
     """Evidently drift of the test split vs the reference sample; save the reference profile."""
     from textclf.stages import drift as stage
@@ -407,17 +422,27 @@ def check_params(
     serve_file: Annotated[
         Path, typer.Option("--serve", help="service settings file to validate too.")
     ] = Path("serve.yaml"),
+    expectations_file: Annotated[
+        Path,
+        typer.Option("--expectations", help="data expectations file to validate too."),
+    ] = Path("data.expectations.yaml"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing when valid.")] = False,
 ) -> None:
-    """Validate params.yaml, gate.yaml and serve.yaml; print them with defaults filled in."""
+    """Validate params.yaml, gate.yaml, serve.yaml and data.expectations.yaml; print them with
+    defaults filled in."""
+    from textclf.config.expectations import check_labels, load_expectations
     from textclf.config.gate import load_gate
     from textclf.config.params import load_params
     from textclf.config.serve import load_serve
 
+    cfg = load_params(params)
+    expectations = load_expectations(expectations_file)
+    check_labels(expectations, cfg.data.labels, str(expectations_file))
     loaded = {
-        "params.yaml": load_params(params).model_dump(),
+        "params.yaml": cfg.model_dump(),
         "gate.yaml": load_gate(gate_file).model_dump(),
         "serve.yaml": load_serve(serve_file).model_dump(),
+        "data.expectations.yaml": expectations.model_dump(),
     }
     if not quiet:
         print_json(loaded)

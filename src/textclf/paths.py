@@ -122,6 +122,20 @@ class Paths:
     def slices_markdown(self) -> Path:
         return self.root / "reports" / "slices" / "summary.md"
 
+    # behaviour
+    @property
+    def behaviour_suite(self) -> Path:
+        """The behaviour tests (in git, CODEOWNERS-guarded; the review reads the base's)."""
+        return self.root / "behaviour.yaml"
+
+    @property
+    def behaviour_metrics(self) -> Path:
+        return self.root / "reports" / "behaviour" / "metrics.json"
+
+    @property
+    def behaviour_markdown(self) -> Path:
+        return self.root / "reports" / "behaviour" / "summary.md"
+
     # drift
     @property
     def drift_summary(self) -> Path:

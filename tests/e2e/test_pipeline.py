@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_params
+from tests.conftest import REPO, expectations_yaml, tiny_params
 
 BIN = Path(sys.executable).parent
 
@@ -84,6 +84,7 @@ def make_project_repo(
     params = textclf_yaml(root / "params.yaml")
     (root / "data").mkdir()
     toy_frame(240).to_csv(root / "data" / "toy.csv", index=False)
+    (root / "data.expectations.yaml").write_text(expectations_yaml())  # the toy corpus's bounds
     _run(["git", "init", "-q", "-b", "main"], root)
     _run(["git", "config", "user.email", "t@example.com"], root)
     _run(["git", "config", "user.name", "t"], root)

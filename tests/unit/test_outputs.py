@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 from textclf.errors import ArtifactError
+from textclf.outputs.behaviour import BehaviourReport
 from textclf.outputs.drift import DriftSummary
 from textclf.outputs.evaluate import ConfusionMatrix, EvaluateMetrics
 from textclf.outputs.explain import ExplainSummary
@@ -26,6 +27,7 @@ COMMITTED = {
     ExportMetrics: REPO / "reports" / "export" / "metrics.json",
     ExplainSummary: REPO / "reports" / "explain" / "summary.json",
     SlicesReport: REPO / "reports" / "slices" / "metrics.json",
+    BehaviourReport: REPO / "reports" / "behaviour" / "metrics.json",
     DriftSummary: REPO / "reports" / "drift" / "summary.json",
     TrainMetrics: REPO / "reports" / "train" / "metrics.json",
 }

@@ -15,8 +15,17 @@ from tests.conftest import REPO
 BIN = Path(sys.executable).parent
 CODEOWNERS = REPO / ".github" / "CODEOWNERS"
 #: What a PR must not change without the owners' approval: the workflows, the deploy manifests,
-#: the gate and the pipeline definition (DESIGN.md), plus what the credential jobs run.
-GUARDED = {"/.github/", "/deploy/", "/gate.yaml", "/dvc.yaml", "/Makefile", "/.dvc/config"}
+#: the gate, the data expectations and the pipeline definition (DESIGN.md), plus what the
+#: credential jobs run.
+GUARDED = {
+    "/.github/",
+    "/deploy/",
+    "/gate.yaml",
+    "/data.expectations.yaml",
+    "/dvc.yaml",
+    "/Makefile",
+    "/.dvc/config",
+}
 
 
 def owners() -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, cast, get_args
+from typing import Annotated, Any, Literal, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -32,20 +32,26 @@ def _describe(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str |
     description = None
     allowed: list[str] = []
     for part in loc:
-        if current is None or not isinstance(part, str):
+        if isinstance(part, int):  # an item of a list of models: its keys are the model's
+            continue
+        if current is None:
             break
         allowed = list(current.model_fields)
         field = current.model_fields.get(part)
         if field is None:
             return None, allowed
         description = field.description
-        annotation = field.annotation
-        current = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        current = _model_of(field.annotation)
     return description, allowed
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly or as the items of a list."""
+    if get_origin(annotation) is list:
+        annotation = next(iter(get_args(annotation)), None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def format_validation_error(

@@ -88,7 +88,7 @@ class PrepareParams(Section):
     test_size: Fraction = Field(0.1, description="share of rows in the test split, in (0, 1)")
     val_size: Fraction = Field(0.1, description="share of rows in the validation split, in (0, 1)")
     max_train_rows: int | None = Field(
-        10_000, gt=0, description="cap on training rows (stratified subsample), or null for all"
+        20_000, gt=0, description="cap on training rows (stratified subsample), or null for all"
     )
     max_val_rows: int | None = Field(
         1500, gt=0, description="cap on validation rows (stratified subsample), or null for all"

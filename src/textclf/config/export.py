@@ -27,7 +27,7 @@ class ExportParams(Section):
         "the fp32 ONNX graph allowed on the test split, e.g. 1e-4 (positive)",
     )
     int8_min_agreement: float = Field(
-        0.99,
+        0.985,
         ge=0.0,
         le=1.0,
         description="int8 gate: minimum share of test texts where the int8 "

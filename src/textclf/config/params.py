@@ -11,6 +11,7 @@ from typing import Any
 
 from textclf import yamlio
 from textclf.config.base import Section, validate
+from textclf.config.behaviour import BehaviourParams
 from textclf.config.data import DataParams, PrepareParams
 from textclf.config.drift import DriftParams
 from textclf.config.evaluate import EvaluateParams
@@ -40,6 +41,7 @@ class Params(Section):
     explain: ExplainParams = ExplainParams()
     slices: SlicesParams = SlicesParams()
     drift: DriftParams = DriftParams()
+    behaviour: BehaviourParams = BehaviourParams()
     replay: ReplayParams = ReplayParams()
     monitor: MonitorParams = MonitorParams()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
 
 from textclf.config.data import DataParams
 from textclf.data.prepared import LABEL, ROW, TEXT
@@ -61,8 +63,92 @@ def _canonical_label(value: object) -> str:
     return str(value).strip()
 
 
+def _is_text(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: isinstance(v, str))
+
+
+def _not_blank(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: not isinstance(v, str) or v.strip() != "")
+
+
+def _row_schema(params: DataParams) -> pa.DataFrameSchema:
+    """The row checks, one pandera check each, named as :data:`_ROW_ERRORS` names them.
+
+    Nulls are let through the columns and caught by the checks that name them (``ignore_na``
+    off), so that an empty cell gets this file's message, not pandera's.
+    """
+    return pa.DataFrameSchema(
+        {
+            TEXT: pa.Column(
+                nullable=True,
+                checks=[
+                    pa.Check(_is_text, name="text_is_string", ignore_na=False),
+                    pa.Check(_not_blank, name="text_not_blank", ignore_na=False),
+                ],
+            ),
+            LABEL: pa.Column(
+                nullable=True,
+                checks=[
+                    pa.Check(lambda v: v.notna(), name="label_present", ignore_na=False),
+                    pa.Check(lambda v: v.isin(params.labels), name="label_known"),
+                ],
+            ),
+        },
+        name="data rows",
+    )
+
+
+def _unknown_labels(rows: pd.DataFrame, params: DataParams) -> str:
+    values = rows[LABEL].value_counts()
+    listed = ", ".join(f"'{v}' ({n} rows)" for v, n in values.head(_MAX_LISTED).items())
+    return (
+        f"unknown label(s) {listed} in column '{params.label_column}', first at "
+        f"{_rows(rows[ROW])}; params.yaml data.labels is {params.labels}. Fix: add the "
+        "label to data.labels, or relabel/remove those rows."
+    )
+
+
+#: Each row check's message (after ``<file>: ``), given the failing rows, in the order listed.
+_ROW_ERRORS: dict[str, Callable[[pd.DataFrame, DataParams], str]] = {
+    "text_is_string": lambda rows, p: (
+        f"column '{p.text_column}' is empty or not a string in {_rows(rows[ROW])}. "
+        "Fix: fill in or remove those rows."
+    ),
+    "text_not_blank": lambda rows, p: (
+        f"column '{p.text_column}' is blank (only whitespace) in {_rows(rows[ROW])}. "
+        "Fix: fill in or remove those rows."
+    ),
+    "label_present": lambda rows, p: (
+        f"column '{p.label_column}' is empty in {_rows(rows[ROW])}. "
+        "Fix: label or remove those rows."
+    ),
+    "label_known": _unknown_labels,
+}
+
+
+def _row_errors(cases: pd.DataFrame, out: pd.DataFrame, params: DataParams, source: str) -> str:
+    """One line per failed row check (pandera's failure cases), in :data:`_ROW_ERRORS` order."""
+    lines = []
+    for name in [*_ROW_ERRORS, *sorted(set(map(str, cases["check"])) - set(_ROW_ERRORS))]:
+        index = cases.loc[cases["check"].astype(str) == name, "index"].dropna()
+        if index.empty:
+            continue
+        rows = out.loc[sorted({int(i) for i in index})]
+        known = _ROW_ERRORS.get(name)
+        lines.append(
+            f"{source}: {known(rows, params)}"
+            if known
+            else f"{source}: check {name} failed in {_rows(rows[ROW])}."
+        )
+    return "\n".join(lines)
+
+
 def validate(df: pd.DataFrame, params: DataParams, source: str) -> pd.DataFrame:
-    """Check columns, texts and labels; return ``text``, ``label`` and the 1-based ``row``."""
+    """Check columns, texts and labels; return ``text``, ``label`` and the 1-based ``row``.
+
+    Every failing row check is reported at once, one line each. The column and empty-file
+    checks stay here: pandera would name its own missing column, not the params key to fix.
+    """
     missing = [c for c in (params.text_column, params.label_column) if c not in df.columns]
     if missing:
         raise DataError(
@@ -74,35 +160,12 @@ def validate(df: pd.DataFrame, params: DataParams, source: str) -> pd.DataFrame:
     out = pd.DataFrame({TEXT: df[params.text_column], LABEL: df[params.label_column]})
     out[ROW] = range(1, len(out) + 1)
     out = out.reset_index(drop=True)
-
-    not_str = out[~out[TEXT].map(lambda v: isinstance(v, str))]
-    if len(not_str):
-        raise DataError(
-            f"{source}: column '{params.text_column}' is empty or not a string in "
-            f"{_rows(not_str[ROW])}. Fix: fill in or remove those rows."
-        )
-    blank = out[out[TEXT].str.strip() == ""]
-    if len(blank):
-        raise DataError(
-            f"{source}: column '{params.text_column}' is blank (only whitespace) in "
-            f"{_rows(blank[ROW])}. Fix: fill in or remove those rows."
-        )
-    no_label = out[out[LABEL].isna()]
-    if len(no_label):
-        raise DataError(
-            f"{source}: column '{params.label_column}' is empty in {_rows(no_label[ROW])}. "
-            "Fix: label or remove those rows."
-        )
-    out[LABEL] = out[LABEL].map(_canonical_label)
-    unknown = out[~out[LABEL].isin(params.labels)]
-    if len(unknown):
-        values = unknown[LABEL].value_counts()
-        listed = ", ".join(f"'{v}' ({n} rows)" for v, n in values.head(_MAX_LISTED).items())
-        raise DataError(
-            f"{source}: unknown label(s) {listed} in column '{params.label_column}', first at "
-            f"{_rows(unknown[ROW])}; params.yaml data.labels is {params.labels}. Fix: add the "
-            "label to data.labels, or relabel/remove those rows."
-        )
+    present = out[LABEL].notna()
+    out[LABEL] = out[LABEL].where(~present, out[LABEL].map(_canonical_label))
+    try:
+        _row_schema(params).validate(out, lazy=True)
+    except SchemaErrors as err:
+        raise DataError(_row_errors(err.failure_cases, out, params, source)) from None
     return out
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textclf import io
+from textclf.report.behaviour import judge_behaviour
 from textclf.report.gate import Verdict, evaluate_gate
 from textclf.report.policy import policy_for
 from textclf.report.sections import Context, render
@@ -50,6 +51,7 @@ def load_sides(root: Path, base: str | None = None) -> tuple[Snapshot, Snapshot]
 def judge(root: Path, base: str | None = None) -> tuple[Verdict, Snapshot, Snapshot]:
     """The gate verdict of the workspace against ``base``, with the base's thresholds."""
     new, old = load_sides(root, base)
+    judge_behaviour(root, old, new)  # the base's suite on this export: not a file the PR wrote
     return evaluate_gate(policy_for(old, new), new, old), new, old
 
 

@@ -436,10 +436,18 @@ def check_live_accuracy(policy: Policy, new: Snapshot) -> Check | None:
 
 
 def evaluate_gate(policy: Policy, new: Snapshot, base: Snapshot) -> Verdict:
-    """Run every check of the gate on the workspace (``new``) against ``base``."""
+    """Run every check of the gate on the workspace (``new``) against ``base``.
+
+    The behaviour check judges what :func:`textclf.report.behaviour.judge_behaviour` measured
+    (``new.judged``): :func:`textclf.report.build.judge` runs it first.
+    """
+    from textclf.report.behaviour import check_behaviour  # it builds on Check, defined here
+    from textclf.report.expectations import check_expectations  # likewise
+
     checks = [
         check_regression(policy, new, base),
         check_baseline(policy, new),
+        check_expectations(new, base),
         check_parity(policy, new),
         check_latency(policy, new),
         check_size(policy, new),
@@ -447,5 +455,6 @@ def evaluate_gate(policy: Policy, new: Snapshot, base: Snapshot) -> Verdict:
         check_drift(policy, new),
         check_replay_changes(policy, new),
         check_live_accuracy(policy, new),
+        *check_behaviour(new, base),
     ]
     return Verdict([c for c in checks if c is not None], base.label, base.commit, policy.notes)

@@ -141,17 +141,20 @@ def _diff(old: Mapping[str, Any], cur: Mapping[str, Any], prefix: str) -> list[C
 
 
 def gate_changes(base: Snapshot, new: Snapshot) -> list[Change]:
-    """The gate thresholds and gated limits the workspace changes (they apply after the merge)."""
+    """The gate thresholds, gated limits and data expectations the workspace changes (they
+    apply after the merge)."""
+    from textclf.report.expectations import expectation_changes  # it builds on Change
+
     old_gate, _ = _gate_raw(base)
     new_gate, _ = _gate_raw(new)
     if old_gate is None:
-        return []
+        return expectation_changes(base, new)
     changes = _diff(flatten(old_gate), flatten(new_gate or {}), "gate.yaml: ")
     for section in LIMIT_KEYS:
         old, cur = _limits_raw(base, section), _limits_raw(new, section)
         if old is not None:
             changes += _diff(old, cur or {}, f"params.yaml: {section}.")
-    return changes
+    return changes + expectation_changes(base, new)
 
 
 def _test_split_md5(snapshot: Snapshot) -> str | None:

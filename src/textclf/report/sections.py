@@ -13,6 +13,8 @@ from textclf.outputs.headline import FIGURES, SCORE_NOISE, SIZE_NOISE_MB, TIME_N
 from textclf.outputs.prepare import PrepareSummary
 from textclf.outputs.replay import ReplaySummary
 from textclf.outputs.slices import SlicesReport
+from textclf.report.behaviour import behaviour_section
+from textclf.report.expectations import expectations_section
 from textclf.report.gate import Verdict, unavailable
 from textclf.report.markdown import (
     Table,
@@ -639,11 +641,13 @@ SECTIONS = (
     confusion_section,
     curves_section,
     slices_section,
+    behaviour_section,
     explain_section,
     drift_section,
     replay_section,
     export_section,
     data_section,
+    expectations_section,
     bench_section,
     links_section,
     problems_section,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from textclf import io, yamlio
+from textclf.config.expectations import EXPECTATIONS_FILE
 from textclf.errors import ConfigError, TextclfError
 from textclf.gitcmd import run_git
 from textclf.outputs.base import Report
@@ -51,6 +52,7 @@ def sources(paths: RepoPaths | None = None) -> dict[str, Source]:
         Source("params", rel(p.params), "params"),
         Source("gate", rel(p.gate_file), "gate"),
         Source("data_dvc", rel(p.data_dvc), "data"),
+        Source("expectations", EXPECTATIONS_FILE, EXPECTATIONS_FILE),
         Source("dvc_lock", rel(p.dvc_lock), "dvc.lock"),
         Source("prepare", rel(p.data_summary), "prepare"),
         Source("train", rel(p.train_reports / "metrics.json"), "train"),
@@ -60,6 +62,8 @@ def sources(paths: RepoPaths | None = None) -> dict[str, Source]:
         Source("explain", rel(p.explain_summary), "explain"),
         Source("slices", rel(p.slices_metrics), "slices"),
         Source("drift", rel(p.drift_summary), "drift"),
+        Source("behaviour", rel(p.behaviour_metrics), "behaviour"),
+        Source("behaviour_suite", rel(p.behaviour_suite), "behaviour.yaml"),
         Source("bench", rel(p.bench_markdown), "bench"),
         Source("replay", rel(p.replay_summary), "replay"),
     ]
@@ -110,6 +114,9 @@ class Snapshot:
     commit: str | None
     texts: dict[str, str | None]
     errors: list[str] = field(default_factory=list)
+    #: Results the judge measured itself (not read from a file the side's stages wrote): the
+    #: base's behaviour suite run on this side's export (:mod:`textclf.report.behaviour`).
+    judged: dict[str, Any] = field(default_factory=dict)
     _reports: dict[str, Report | None] = field(default_factory=dict, repr=False)
     _report_errors: dict[str, str] = field(default_factory=dict, repr=False)
 

@@ -8,9 +8,11 @@ from typing import Any, Protocol, TypeVar
 import yaml
 
 from textclf import io
+from textclf.behaviour.render import render_markdown
 from textclf.config.model import ModelParams
 from textclf.config.train import TrainParams
 from textclf.outputs.base import Report
+from textclf.outputs.behaviour import BehaviourReport
 from textclf.outputs.drift import DriftSummary
 from textclf.outputs.evaluate import EvaluateMetrics
 from textclf.outputs.explain import ExplainSummary
@@ -243,6 +245,13 @@ def _limitations(
     return [*lines, ""]
 
 
+def _behaviour(report: BehaviourReport | None) -> list[str]:
+    if report is None:
+        return ["## Behaviour tests", "", *_missing("Behaviour test results", "behaviour")]
+    body = render_markdown(report.model_dump(), failures_shown=2).split("\n", 2)[2]
+    return ["## Behaviour tests", "", *body.rstrip().split("\n"), ""]
+
+
 def render_card(params: Inputs, paths: Paths) -> str:
     """The model card as Markdown, from the files the pipeline wrote under ``paths``."""
     metrics = EvaluateMetrics.read(paths.metrics)  # missing or invalid: the error names the fix
@@ -270,6 +279,7 @@ def render_card(params: Inputs, paths: Paths) -> str:
     lines += _training(params, live)
     lines += _metrics(metrics)
     lines += _slices(slices)
+    lines += _behaviour(_optional(BehaviourReport, paths.behaviour_metrics))
     lines += _explain(_optional(ExplainSummary, paths.explain_summary))
     lines += _export(export)
     lines += _drift(_optional(DriftSummary, paths.drift_summary))

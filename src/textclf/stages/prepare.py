@@ -1,4 +1,5 @@
-"""prepare: validate, de-duplicate, split (stratified, seeded), keep a drift reference sample.
+"""prepare: validate, de-duplicate, check the data expectations, split (stratified, seeded), keep
+a drift reference sample.
 
 Rows of ``data.train_only_paths`` (e.g. labelled production requests) join the train split only,
 after the corpus is split and capped: the test split of the corpus stays as it was.
@@ -15,6 +16,8 @@ import pandas as pd
 
 from textclf import io
 from textclf.config.data import DataParams, PrepareParams
+from textclf.config.expectations import EXPECTATIONS_FILE, check_labels, load_expectations
+from textclf.data import expectations
 from textclf.data.load import load_dataset, load_train_only
 from textclf.data.prepared import LABEL, TEXT
 from textclf.data.split import (
@@ -26,7 +29,7 @@ from textclf.data.split import (
     new_rows,
     split,
 )
-from textclf.outputs.prepare import PrepareSummary
+from textclf.outputs.prepare import ExpectationsSummary, PrepareSummary
 from textclf.paths import Paths
 
 SPLITS = ("train", "val", "test", "reference")
@@ -71,24 +74,30 @@ class Prepared:
     stats: DedupStats
     parts: dict[str, pd.DataFrame]
     train_only: NewRowStats | None  # None: no data.train_only_paths
+    expectations: ExpectationsSummary  # of the corpus (data.path), before the split
 
 
 def prepare_splits(params: Inputs, root: Path) -> Prepared:
-    """Read, de-duplicate and split the corpus; add the train-only rows to ``train``.
+    """Read, de-duplicate, check the data expectations, and split the corpus; add the
+    train-only rows to ``train``.
 
-    A train-only row whose text the corpus has (in any split, or removed as a copy or a
-    conflict) is dropped, and so is a copy among them: no test text leaks into training.
+    The expectations (``data.expectations.yaml``) hold for the corpus before it is split, or
+    nothing is split. A train-only row whose text the corpus has (in any split, or removed as a
+    copy or a conflict) is dropped, and so is a copy among them: no test text leaks into training.
     """
     data, prep = params.data, params.prepare
+    bounds = load_expectations(Path(root) / EXPECTATIONS_FILE)
+    check_labels(bounds, data.labels, EXPECTATIONS_FILE)
     raw = load_dataset(root, data)
     deduped, stats = deduplicate(raw, prep.conflicting_labels)
+    checked = expectations.check(raw, deduped, data.labels, bounds, data.path)
     check_class_sizes(deduped, data.labels, prep, data.path)
     parts = split(deduped, prep)
     if not data.train_only_paths:
-        return Prepared(raw, deduped, stats, parts, None)
+        return Prepared(raw, deduped, stats, parts, None, checked)
     extra, extra_stats = new_rows(load_train_only(root, data), raw, prep.conflicting_labels)
     parts = add_train_only(parts, extra, first_row=len(raw) + 1)
-    return Prepared(raw, deduped, stats, parts, extra_stats)
+    return Prepared(raw, deduped, stats, parts, extra_stats, checked)
 
 
 def run(params: Inputs, paths: Paths) -> dict[str, Any]:
@@ -119,5 +128,6 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
             "conflicting_rows_removed": done.train_only.conflicting_rows_removed,
             "rows_added": done.train_only.rows_added,
         }
+    summary["expectations"] = done.expectations.model_dump(mode="json")
     PrepareSummary.model_validate(summary).write(paths.data_summary)  # validated, then written
     return summary

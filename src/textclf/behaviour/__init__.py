@@ -1,0 +1,1 @@
+"""Behaviour tests of the exported model (CheckList-style): the suite, the runner."""
