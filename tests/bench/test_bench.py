@@ -7,6 +7,7 @@ absolute figures, both reports written with every section); never a timing thres
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -148,6 +149,18 @@ def test_quick_suite_runs_every_benchmark(bench_root: Path, exported: TinyExport
         assert s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"]
         _close(level["throughput_ratio"], s["texts_per_s"], d["texts_per_s"])
         assert level["round_ratios"] == [level["throughput_ratio"]]  # quick: one round
+    overhead = serving["overhead"]  # the same service with a no-op model
+    assert set(overhead["levels"]) == {"1", "16"}
+    for row in overhead["levels"].values():
+        assert not row["errors"] and row["requests"] == overhead["requests_per_level"]
+        assert 0 < row["noop_model_cpu_ms_per_text"] < row["server_cpu_ms_per_request"]
+        assert row["own_cpu_ms_per_request"] == pytest.approx(
+            row["server_cpu_ms_per_request"] - row["noop_model_cpu_ms_per_text"], abs=0.002
+        )
+        assert row["client_cpu_ms_per_request"] > 0
+    own = [r for r in results["summary"] if r["figure"].startswith("service's own CPU")]
+    assert [r["met"] for r in own] == [r["value"] <= 0.5 for r in own] and len(own) == 2
+    assert "#### The service's own CPU per request" in results["markdown"]
     memory = serving["memory"]
     assert memory["processes"] == 1 + serving["workers"]  # the server and its workers
     assert 0 < memory["rss_after_load_mb"] <= memory["peak_rss_mb"]
@@ -239,3 +252,27 @@ def test_pipeline_times_noop_repro_and_never_reruns_a_stage(dvc_repo: Path) -> N
     assert runs.read_text() == "run\n"  # ... and a changed pipeline is never reproduced
     text = pipeline.markdown(changed)
     assert "| no-op `dvc repro` | skipped |" in text and "| `dvc status` |" in text
+
+
+def _tree_cpu_delta(code: str) -> float:
+    """CPU seconds a process tree running ``code`` in a child of a sleeping parent used in 1 s."""
+    from textclf_dev.bench.system import tree_cpu_seconds
+
+    script = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {code!r}])\n"
+    parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        time.sleep(1.0)  # both interpreters started
+        before = tree_cpu_seconds(parent.pid)
+        time.sleep(1.0)
+        return tree_cpu_seconds(parent.pid) - before
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # the child too
+        parent.wait()
+
+
+def test_tree_cpu_counts_a_busy_child_and_not_an_idle_one() -> None:
+    """The service's CPU per request is read this way, over the server's process tree."""
+    busy = _tree_cpu_delta("while True: pass")
+    idle = _tree_cpu_delta("import time; time.sleep(60)")  # negative control
+    assert busy > 0.3, busy
+    assert idle < 0.1, idle

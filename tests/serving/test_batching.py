@@ -106,6 +106,39 @@ def test_parallel_calls_run_at_once_and_the_next_batch_waits_for_a_free_slot() -
     assert model.calls == [["one"], ["two"], ["three", "four"]]
 
 
+def test_a_call_while_no_other_runs_takes_the_lone_session_and_overlapping_ones_do_not() -> None:
+    lone, shared = HeldModel(), HeldModel()
+    batcher = Batcher(shared, max_texts=1, max_queue_s=10, parallel_calls=2, lone_fn=lone)
+
+    async def main() -> list[list[str]]:
+        one = asyncio.create_task(batcher.submit(["one"]))
+        await lone.wait_started()  # idle batcher: the lone session
+        two = asyncio.create_task(batcher.submit(["two"]))
+        await shared.wait_started()  # "one" still runs: the shared one
+        lone.release()
+        shared.release()
+        answers = [await one, await two]
+        answers.append(await batcher.submit(["three"]))  # idle again: lone
+        # Two batches formed back to back from an idle batcher: only the first is lone.
+        both = [asyncio.create_task(batcher.submit([t])) for t in ("four", "five")]
+        return answers + [await task for task in both]
+
+    assert _run(main) == [["ONE"], ["TWO"], ["THREE"], ["FOUR"], ["FIVE"]]
+    assert lone.calls == [["one"], ["three"], ["four"]]
+    assert shared.calls == [["two"], ["five"]]
+
+
+def test_without_a_lone_session_every_call_runs_the_model() -> None:
+    model = HeldModel(hold=False)
+    batcher = Batcher(model, max_texts=1, max_queue_s=10, parallel_calls=2)
+
+    async def main() -> list[list[str]]:
+        return [await batcher.submit(["a"]), await batcher.submit(["b"])]
+
+    assert _run(main) == [["A"], ["B"]]
+    assert model.calls == [["a"], ["b"]]
+
+
 def test_close_cancels_what_waits_and_the_next_request_starts_afresh() -> None:
     model = HeldModel()
     batcher = Batcher(model, max_texts=8, max_queue_s=10)

@@ -388,3 +388,25 @@ def test_concurrent_load_loses_and_mixes_up_nothing(
     ]
     logged = Counter(r["text"] for r in lines if r["text"].startswith(tag))
     assert logged == Counter(texts)
+
+
+def test_access_log_lines_follow_serve_access_log(
+    server: BentoServer, live_dir: Path, exported: TinyExport, tmp_path: Path
+) -> None:
+    """One access-log line per request by default; none with ``access_log: false``."""
+    assert _post(server, {"texts": ["logged"]}).status_code == 200
+    logged = server.log(tail=10**7)
+    assert re.search(r"method=POST,path=/predict.*status=200", logged), logged[-2000:]
+
+    (tmp_path / "serve.yaml").write_text(
+        yaml.safe_dump({**SERVE, "access_log": False}), encoding="utf-8"
+    )
+    env = {
+        "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
+        "TEXTCLF_SERVE_FILE": str(tmp_path / "serve.yaml"),
+        "TEXTCLF_TRAFFIC_DIR": "",
+        "TEXTCLF_ONNX_VARIANT": "fp32",
+    }
+    with serving(TARGET, env, cwd=tmp_path, log=tmp_path / "serve.log") as quiet:
+        assert _post(quiet, {"texts": ["not logged"]}).status_code == 200
+        assert "path=/predict" not in quiet.log(tail=10**7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from textclf.config.serve import SERVE_FILE
+from textclf.config.serve import SERVE_FILE, ServeParams
 from textclf.errors import ConfigError
-from textclf.serving.settings import find_root, load_settings, read_serve_params
+from textclf.serving.settings import (
+    find_root,
+    load_settings,
+    lone_call_threads,
+    read_serve_params,
+    usable_cores,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,3 +136,36 @@ def test_serving_imports_no_training_stack(module: str, serve_env: dict[str, str
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _cgroup(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "100000 100000\n"}, 1),  # a one-core limit on a bigger node
+        ({"cpu.max": "150000 100000\n"}, 2),  # a fraction rounds up
+        ({"cpu.max": "max 100000\n"}, None),  # no limit: the affinity
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files at all
+    ],
+)
+def test_usable_cores_follow_the_cgroup_quota_not_the_node(
+    tmp_path: Path, files: dict[str, str], expected: int | None
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    got = usable_cores(_cgroup(tmp_path, files))
+    assert got == (affinity if expected is None else min(expected, affinity))
+
+
+def test_lone_call_threads_default_to_the_cores_of_a_worker() -> None:
+    assert lone_call_threads(ServeParams(), cores=4) == 4
+    assert lone_call_threads(ServeParams(workers=2), cores=4) == 2
+    assert lone_call_threads(ServeParams(workers=8), cores=4) == 1
+    assert lone_call_threads(ServeParams(lone_call_threads=3), cores=4) == 3

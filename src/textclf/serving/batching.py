@@ -16,6 +16,9 @@ Runtime releases the GIL), so the event loop keeps accepting and parsing request
 batch is formed when a call slot frees up, so it takes everything that queued until then. Two
 calls with one ONNX Runtime thread each keep two cores busy without the stalls of one call on
 two threads, whose every parallel op waits for a thread the event loop may have preempted.
+A call that starts while no other call runs (a lone request, or the first batch after a quiet
+spell) runs ``lone_fn`` instead of ``fn`` when one is given: the service's model session with
+a thread per core, so a lone request is not left on one core while the others idle.
 
 A model call that runs longer than ``call_timeout_s`` fails its batch with
 :class:`ModelTimeoutError` at once; its thread cannot be stopped, so its slot stays taken until
@@ -66,6 +69,7 @@ class _LoopState(Generic[R]):
     queue: collections.deque[_Job[R]] = field(default_factory=collections.deque)
     task: asyncio.Task[None] | None = None
     calls: set[asyncio.Task[None]] = field(default_factory=set)
+    running: int = 0  # model calls started whose thread has not returned (timed-out ones too)
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,10 @@ class Batcher(Generic[R]):
 
     ``fn`` maps a list of texts to one result per text, in order; it runs on one of the
     batcher's ``parallel_calls`` threads, so it must be thread-safe when there are several.
-    ``on_batch`` is called (on the event loop) before each call with its :class:`BatchStats`;
-    ``on_shed`` with the queueing delay of each request answered :class:`OverloadedError`.
+    ``lone_fn`` (same contract) runs instead of ``fn`` for a call that starts while no other
+    call runs. ``on_batch`` is called (on the event loop) before each call with its
+    :class:`BatchStats`; ``on_shed`` with the queueing delay of each request answered
+    :class:`OverloadedError`.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class Batcher(Generic[R]):
         clock: Callable[[], float] = time.monotonic,
         call_timeout_s: float | None = None,
         on_timeout: Callable[[float], None] | None = None,
+        lone_fn: Callable[[list[str]], Sequence[R]] | None = None,
     ) -> None:
         if max_texts < 1:
             raise ValueError(f"max_texts must be >= 1, got {max_texts}")
@@ -111,6 +118,7 @@ class Batcher(Generic[R]):
         self._overdue = 0  # calls past the timeout whose thread has not returned yet
         self.parallel_calls = parallel_calls
         self.fn = fn
+        self.lone_fn = lone_fn
         self.max_texts = max_texts
         self.max_queue_s = max_queue_s
         self.on_batch = on_batch
@@ -176,7 +184,10 @@ class Batcher(Generic[R]):
                 if not batch:
                     state.slots.release()
                     continue
-                call = state.loop.create_task(self._call(state, batch))
+                # Chosen here, not in the task: batches formed back to back see each other.
+                fn = self.fn if self.lone_fn is None or state.running else self.lone_fn
+                state.running += 1
+                call = state.loop.create_task(self._call(state, batch, fn))
                 state.calls.add(call)  # a reference, until it is done
                 call.add_done_callback(state.calls.discard)
 
@@ -214,17 +225,26 @@ class Batcher(Generic[R]):
         return batch
 
     async def _call(  # noqa: C901  the outcomes of one model call (result, timeout, error, cancel) in one place
-        self, state: _LoopState[R], batch: list[_Job[R]]
+        self,
+        state: _LoopState[R],
+        batch: list[_Job[R]],
+        fn: Callable[[list[str]], Sequence[R]],
     ) -> None:
         """Run one model call; its slot is released when the model thread returns."""
         loop, executor = state.loop, state.executor
         texts = [text for job in batch for text in job.texts]
         try:
-            work = loop.run_in_executor(executor, self.fn, texts)
+            work = loop.run_in_executor(executor, fn, texts)
         except BaseException:
+            state.running -= 1
             state.slots.release()
             raise
-        work.add_done_callback(lambda _work: state.slots.release())
+
+        def returned(_work: asyncio.Future[Sequence[R]]) -> None:
+            state.running -= 1
+            state.slots.release()
+
+        work.add_done_callback(returned)
         started = time.monotonic()  # the timeout runs on the event loop's clock, not self.clock
         try:
             if self.call_timeout_s is None:

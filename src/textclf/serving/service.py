@@ -46,7 +46,7 @@ from textclf.serving.middleware import (
     RouteMetrics,
 )
 from textclf.serving.schemas import Prediction, request_model
-from textclf.serving.settings import ServeSettings, load_settings
+from textclf.serving.settings import ServeSettings, load_settings, lone_call_threads
 from textclf.serving.traffic import FeedbackLog, TrafficLog
 
 logger = logging.getLogger("textclf.serving")
@@ -241,6 +241,7 @@ def _record_batch(stats: BatchStats) -> None:
     metrics={"enabled": False},
     # Defaults: a BENTOML_CONFIG file overrides them (its tracing.exporter_type, sample_rate).
     **({} if _LIMITS.trace_requests else {"tracing": UNTRACED}),
+    **({} if _LIMITS.access_log else {"logging": {"access": {"enabled": False}}}),
 )
 class TextClassifier:
     """Transformer text classifier served from its ONNX export."""
@@ -256,6 +257,20 @@ class TextClassifier:
             threads=settings.params.threads,
         )
         model.logits(["warm-up"])  # first call allocates; do it before /readyz says ready
+        # A call while no other runs gets a session with a thread per core (the batcher picks).
+        lone_threads = lone_call_threads(settings.params)
+        self.lone_model: OnnxClassifier | None = None
+        if (
+            settings.params.parallel_calls > 1
+            and lone_threads != settings.params.threads
+            and model.providers == ["CPUExecutionProvider"]
+        ):
+            self.lone_model = OnnxClassifier(
+                settings.model_dir,
+                settings.variant,  # type: ignore[arg-type]
+                threads=lone_threads,
+            )
+            self.lone_model.logits(["warm-up"])
         self.traffic = (
             TrafficLog(
                 settings.traffic_dir,
@@ -279,8 +294,10 @@ class TextClassifier:
             else None
         )
         self.recent_feedback = fb.RecentIds()
+        lone = self.lone_model
         self.batcher: Batcher[Prediction] = Batcher(
             self._classify,
+            lone_fn=None if lone is None else functools.partial(self._classify, model=lone),
             max_texts=settings.params.batching.max_texts,
             max_queue_s=settings.params.batching.max_queue_ms / 1000,
             parallel_calls=settings.params.parallel_calls,
@@ -291,12 +308,14 @@ class TextClassifier:
         )
         self.model = model
         logger.info(
-            "loaded %s (%s, version %s, providers %s); traffic log: %s (text: %s); prediction "
-            "ids signed with %s",
+            "loaded %s (%s, version %s, providers %s, %s); traffic log: %s (text: %s); "
+            "prediction ids signed with %s",
             settings.model_dir,
             settings.variant,
             model.version,
             model.providers,
+            f"{settings.params.parallel_calls} call(s) x {settings.params.threads or 'default'} "
+            "thread(s)" + (f", a lone call {lone_threads} threads" if lone is not None else ""),
             self.traffic.path if self.traffic else "off",
             settings.traffic_text,
             f"{ids.ID_KEY_ENV}"
@@ -364,10 +383,11 @@ class TextClassifier:
             self.feedback_log.submit(fresh)
         return fb.FeedbackResult(accepted=len(fresh), duplicates=len(judged) - len(fresh))
 
-    def _classify(self, texts: list[str]) -> list[Prediction]:
-        """One model call over the merged texts of a batch (on the batcher's thread)."""
-        assert self.model is not None
-        model = self.model
+    def _classify(self, texts: list[str], model: OnnxClassifier | None = None) -> list[Prediction]:
+        """One model call over the merged texts of a batch (on the batcher's thread), on
+        ``model`` (the lone-call session) or the service's model."""
+        model = model or self.model
+        assert model is not None
         probs = model.predict_proba(texts, self.settings.params.inference_batch_size)
         labels = model.labels
         out = []

@@ -46,6 +46,35 @@ class ServeSettings:
     prediction_id_key_shared: bool  # True when it came from the environment
 
 
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota.
+
+    A container's CPU limit is a quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), not an
+    affinity, so ``os.cpu_count()`` would give the node's cores; a fractional quota rounds up.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota, period = None, None
+    try:
+        quota_text, _, period_text = (cgroup / "cpu.max").read_text().partition(" ")
+        if quota_text != "max":
+            quota, period = int(quota_text), int(period_text or 100_000)
+    except (OSError, ValueError):
+        try:
+            quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+            period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            quota = None
+    limit = -(-quota // period) if quota and period and quota > 0 else None
+    return max(1, min(cores or 1, limit or cores or 1))
+
+
+def lone_call_threads(params: ServeParams, cores: int | None = None) -> int:
+    """Threads of the service's lone-call session (``serve.lone_call_threads``, 0 = auto)."""
+    if params.lone_call_threads:
+        return params.lone_call_threads
+    return max(1, (cores if cores is not None else usable_cores()) // params.workers)
+
+
 def find_root(start: Path | None = None) -> Path | None:
     """The nearest directory above this package (then the cwd) that holds ``serve.yaml``."""
     here = (start or Path(__file__)).resolve()

@@ -8,6 +8,12 @@ Bounded: a fixed number of requests per level and a time cap; figures are printe
 
 The memory of the service is the resident set of the ``bentoml serve`` process tree (every worker),
 read from /proc when it is idle after start-up and again after the last load level.
+
+The service's own work per request (HTTP, validation, batching, ids, metrics, JSON) is measured
+directly by :func:`overhead`: the same service and ``serve.yaml`` with the model replaced by a
+bag-of-words ONNX graph (:func:`textclf_dev.toy.make_lexicon_export`) whose call costs
+microseconds; the CPU time of the server's process tree per request, less what that graph and
+its tokenizer cost in process, is the service's own.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,10 +30,11 @@ import aiohttp
 
 from textclf.latency import format_ratio, ratio, summarize, time_engines
 from textclf_dev.bench.server import BentoServer
-from textclf_dev.bench.system import tree_memory
+from textclf_dev.bench.system import tree_cpu_seconds, tree_memory
 
 LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
+OVERHEAD_LEVELS = (1, 16)  # concurrencies at which the service's own CPU per request is measured
 
 
 async def _load(
@@ -178,7 +186,69 @@ def run(
         "processes": loaded["processes"],
         "per_process": loaded["per_process"],
     }
+    results["overhead"] = overhead(
+        texts, {**server_env, ENV_VARIANT: "int8"}, batch_size, quick=quick
+    )
     return results
+
+
+def _model_cpu_ms(clf: Any, texts: list[str], per_call: int, batch_size: int) -> float:
+    """CPU ms per text of ``clf.predict_proba`` in this process, ``per_call`` texts a call."""
+    chunks = [texts[i : i + per_call] for i in range(0, len(texts), per_call)]
+    clf.predict_proba(chunks[0], batch_size)  # warm-up
+    started = time.process_time()
+    for chunk in chunks:
+        clf.predict_proba(chunk, batch_size)
+    return (time.process_time() - started) * 1000 / len(texts)
+
+
+def overhead(
+    texts: list[str],
+    server_env: dict[str, str],
+    batch_size: int,
+    quick: bool = False,
+    levels: tuple[int, ...] = OVERHEAD_LEVELS,
+) -> dict[str, Any]:
+    """The service's own CPU per request, with the model replaced by a near no-op.
+
+    ``server_env`` is the real benchmark's server environment; only the model directory changes
+    (to a bag-of-words export over the benchmark's words). Per level: CPU of the server's process
+    tree and of this process (the client) per request, the no-op model's own cost per text in
+    process at the same batch size, and their difference, the service's own CPU.
+    """
+    from textclf.inference import OnnxClassifier
+    from textclf.serving.settings import ENV_MODEL_DIR
+    from textclf_dev.toy import make_lexicon_export
+
+    requests = 100 if quick else 1000
+    stream = [texts[i % len(texts)] for i in range(requests)]
+    with tempfile.TemporaryDirectory(prefix="textclf-noop-") as tmp:
+        words = sorted({word for text in texts for word in text.lower().split()})
+        model_dir = make_lexicon_export(Path(tmp) / "noop", words)
+        clf = OnnxClassifier(model_dir, "int8", threads=1)
+        rows: dict[str, Any] = {}
+        with BentoServer(env={**server_env, ENV_MODEL_DIR: str(model_dir)}) as server:
+            load_test(server.url, texts, 2, 40)  # warm-up: connections, dispatcher
+            for c in levels:
+                server_before, client_before = tree_cpu_seconds(server.pid), time.process_time()
+                load = load_test(server.url, stream, c, requests, time_cap_s=120)
+                server_cpu = tree_cpu_seconds(server.pid) - server_before
+                client_cpu = time.process_time() - client_before
+                done = max(load["texts"], 1)
+                model_ms = _model_cpu_ms(clf, stream, c, batch_size)
+                server_ms = server_cpu * 1000 / done
+                rows[str(c)] = {
+                    "requests": done,
+                    "errors": load["errors"],
+                    "texts_per_s": load["texts_per_s"],
+                    "p50_ms": load["p50_ms"],
+                    "p95_ms": load["p95_ms"],
+                    "server_cpu_ms_per_request": round(server_ms, 3),
+                    "noop_model_cpu_ms_per_text": round(model_ms, 3),
+                    "own_cpu_ms_per_request": round(max(server_ms - model_ms, 0.0), 3),
+                    "client_cpu_ms_per_request": round(client_cpu * 1000 / done, 3),
+                }
+    return {"requests_per_level": requests, "levels": rows}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -206,5 +276,31 @@ def markdown(results: dict[str, Any]) -> str:
             f"{format_ratio(row['throughput_ratio'])} | {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/"
             f"{s['p99_ms']:.1f} | {d['p50_ms']:.1f}/{d['p95_ms']:.1f}/{d['p99_ms']:.1f} | "
             f"{s['errors'] or 0} | {' '.join(format_ratio(r) for r in row['round_ratios'])} |"
+        )
+    if "overhead" in results:
+        lines += ["", overhead_markdown(results["overhead"])]
+    return "\n".join(lines)
+
+
+def overhead_markdown(result: dict[str, Any]) -> str:
+    """The table of :func:`overhead`."""
+    lines = [
+        "#### The service's own CPU per request (model replaced by a no-op)",
+        "",
+        "The same service and serve.yaml serving a bag-of-words ONNX graph (a Gather and a sum) "
+        f"instead of the transformer; {result['requests_per_level']} one-text requests per "
+        "level. own = CPU of the server's process tree per request less the no-op model's "
+        "(tokenizer and graph) CPU per text measured in process at the same batch size.",
+        "",
+        "| concurrency | requests/s | p50/p95 ms | server CPU ms/request | no-op model CPU "
+        "ms/text | **own CPU ms/request** | client CPU ms/request | errors |",
+        "|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for c, row in result["levels"].items():
+        lines.append(
+            f"| {c} | {row['texts_per_s']:.0f} | {row['p50_ms']:.2f}/{row['p95_ms']:.2f} | "
+            f"{row['server_cpu_ms_per_request']:.3f} | {row['noop_model_cpu_ms_per_text']:.3f} | "
+            f"**{row['own_cpu_ms_per_request']:.3f}** | {row['client_cpu_ms_per_request']:.3f} | "
+            f"{sum(row['errors'].values()) if row['errors'] else 0} |"
         )
     return "\n".join(lines)

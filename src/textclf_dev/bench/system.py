@@ -148,6 +148,23 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, seconds) that ``pid``'s process tree has used so far.
+
+    Read from /proc/<pid>/stat of each live member; a member that exited takes its time with it.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in process_tree(pid):
+        try:
+            after = (PROC / str(member) / "stat").read_text(encoding="utf-8").rpartition(")")[2]
+        except OSError:
+            continue  # exited meanwhile
+        fields = after.split()  # state is fields[0]: utime and stime are fields 14 and 15 of stat
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def tree_memory(pid: int) -> dict[str, Any]:
     """Resident memory of ``pid``'s process tree: current (VmRSS) and peak (VmHWM), summed.
 
