@@ -133,3 +133,36 @@ def test_a_missing_export_fails_the_check_with_the_fix(
     review = build_review(repo.root, env={})
     failed = {c.name: c.detail for c in review.verdict.failures}
     assert "dvc checkout artifacts/onnx" in failed[NAME]
+
+
+def _lock(md5: str) -> str:
+    """A dvc.lock recording an export directory with ``md5``."""
+    outs = [{"path": "artifacts/onnx", "md5": f"{md5}.dir", "size": 1, "nfiles": 4}]
+    return yaml.safe_dump({"schema": "2.0", "stages": {"export": {"cmd": "x", "outs": outs}}})
+
+
+@pytest.mark.parametrize(("pr_md5", "passes"), [("a" * 32, True), ("b" * 32, False)])
+def test_an_unchanged_export_is_judged_by_the_base_s_committed_results(
+    repo: Repo,
+    real_outputs: dict[str, str],
+    measured: dict[str, str],
+    lexicon_exports: dict[str, Path],
+    pr_md5: str,
+    passes: bool,
+) -> None:
+    """A PR whose dvc.lock records the base's export ships the base's graph: the base's own
+    results (read from the base, not the workspace) stand, no checkout needed. A changed export
+    (negative control) must be run, and without its files the check fails with the fix."""
+    gate, suite = lenient_gate(), SUITE.read_text(encoding="utf-8")
+    base = {**real_outputs, "gate": gate, "behaviour": measured["reads_not"]}
+    base.update(behaviour_suite=suite, dvc_lock=_lock("a" * 32))
+    # The workspace's own metrics claim the other model: never read for the verdict.
+    new = {**real_outputs, "gate": gate, "behaviour": measured["ignores_not"]}
+    new.update(behaviour_suite=suite, dvc_lock=_lock(pr_md5))
+    _setup(repo, base, new)
+    assert not (repo.root / "artifacts" / "onnx").exists()
+    review = build_review(repo.root, env={})
+    check = next(c for c in review.verdict.checks if c.name == NAME)
+    assert check.passed is passes, check.detail
+    if not passes:
+        assert "dvc checkout artifacts/onnx" in check.detail
