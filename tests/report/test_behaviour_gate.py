@@ -7,6 +7,7 @@ reads "not", one ignores it, so negation breaking on purpose must fail the gate.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -40,53 +41,78 @@ def measured(
     return out
 
 
-def _review_repo(
+@dataclass(frozen=True)
+class ReviewRepo:
+    """Sets up ``repo`` for a review: the base's model reads "not"; the PR's is ``pr_model``."""
+
+    repo: Repo
+    real_outputs: dict[str, str]
+    measured: dict[str, str]
+    lexicon_exports: dict[str, Path]
+
+    def __call__(
+        self,
+        pr_model: str,
+        pr_suite: str | None = None,
+        *,
+        base_suite: bool = True,
+        base_lock: str | None = None,
+        pr_lock: str | None = None,
+        pr_export: bool = True,
+    ) -> Path:
+        """Commit the base, write the PR's files (its export copied to artifacts/onnx unless
+        ``pr_export`` is false); the repository's root."""
+        gate, suite = lenient_gate(), SUITE.read_text(encoding="utf-8")
+        base: dict[str, str | None] = {**self.real_outputs, "gate": gate}
+        base.update(
+            behaviour=self.measured["reads_not"], behaviour_suite=suite if base_suite else None
+        )
+        new: dict[str, str | None] = {**self.real_outputs, "gate": gate}
+        new.update(
+            behaviour=self.measured[pr_model],
+            behaviour_suite=pr_suite if pr_suite is not None else suite,
+        )
+        for files, lock in ((base, base_lock), (new, pr_lock)):
+            if lock is not None:
+                files["dvc_lock"] = lock
+        _setup(self.repo, base, new)
+        if pr_export:
+            shutil.copytree(self.lexicon_exports[pr_model], self.repo.root / "artifacts" / "onnx")
+        return self.repo.root
+
+
+@pytest.fixture
+def review_repo(
     repo: Repo,
     real_outputs: dict[str, str],
     measured: dict[str, str],
     lexicon_exports: dict[str, Path],
-    pr_model: str,
-    pr_suite: str | None = None,
-    base_suite: bool = True,
-) -> None:
-    gate = lenient_gate()
-    suite = SUITE.read_text(encoding="utf-8")
-    base = {**real_outputs, "gate": gate, "behaviour": measured["reads_not"]}
-    base["behaviour_suite"] = suite if base_suite else None
-    new = {**real_outputs, "gate": gate, "behaviour": measured[pr_model]}
-    new["behaviour_suite"] = pr_suite if pr_suite is not None else suite
-    _setup(repo, base, new)
-    shutil.copytree(lexicon_exports[pr_model], repo.root / "artifacts" / "onnx")
+) -> ReviewRepo:
+    return ReviewRepo(repo, real_outputs, measured, lexicon_exports)
 
 
 def test_a_model_that_ignores_not_fails_the_gate(
-    repo: Repo,
-    real_outputs: dict[str, str],
-    measured: dict[str, str],
-    lexicon_exports: dict[str, Path],
+    review_repo: ReviewRepo,
 ) -> None:
-    _review_repo(repo, real_outputs, measured, lexicon_exports, "ignores_not")
-    review = build_review(repo.root, env={})
+    root = review_repo("ignores_not")
+    review = build_review(root, env={})
     failed = {c.name: c.detail for c in review.verdict.failures}
     assert set(failed) == {NAME}
     assert "negated_positive 0.0% < 60% (base's model: 100.0% (120/120))" in failed[NAME]
     markdown = review.markdown.replace("\\_", "_")
     assert "| negated_positive | dir | 60% | 100.0% (120/120) | 0.0% (0/120) | ❌ |" in markdown
     assert "Failing cases of the tests below threshold" in review.markdown
-    result = CliRunner().invoke(app, ["gate", "--root", str(repo.root)])
+    result = CliRunner().invoke(app, ["gate", "--root", str(root)])
     assert result.exit_code == 1, result.output
     assert "negated_positive" in result.output
 
 
 def test_a_model_that_reads_not_passes_and_known_failures_only_warn(
-    repo: Repo,
-    real_outputs: dict[str, str],
-    measured: dict[str, str],
-    lexicon_exports: dict[str, Path],
+    review_repo: ReviewRepo,
 ) -> None:
     """Negative control of the test above: same suite, same base, the export reads "not"."""
-    _review_repo(repo, real_outputs, measured, lexicon_exports, "reads_not")
-    review = build_review(repo.root, env={})
+    root = review_repo("reads_not")
+    review = build_review(root, env={})
     assert review.verdict.passed, review.verdict.failures
     checks = {c.name: c for c in review.verdict.checks}
     assert checks[NAME].passed and "no test of 11 newly below" in checks[NAME].detail
@@ -96,41 +122,32 @@ def test_a_model_that_reads_not_passes_and_known_failures_only_warn(
 
 
 def test_a_pr_cannot_pass_by_dropping_the_test_it_fails(
-    repo: Repo,
-    real_outputs: dict[str, str],
-    measured: dict[str, str],
-    lexicon_exports: dict[str, Path],
+    review_repo: ReviewRepo,
 ) -> None:
     raw = yaml.safe_load(SUITE.read_text(encoding="utf-8"))
     raw["tests"] = [t for t in raw["tests"] if t["name"] != "negated_positive"]
-    _review_repo(repo, real_outputs, measured, lexicon_exports, "ignores_not", yaml.safe_dump(raw))
-    review = build_review(repo.root, env={})
+    root = review_repo("ignores_not", yaml.safe_dump(raw))
+    review = build_review(root, env={})
     assert {c.name for c in review.verdict.failures} == {NAME}
     assert "`behaviour.yaml` drops negated_positive" in review.markdown.replace("\\_", "_")
 
 
 def test_without_a_base_suite_behaviour_is_shown_as_not_gated(
-    repo: Repo,
-    real_outputs: dict[str, str],
-    measured: dict[str, str],
-    lexicon_exports: dict[str, Path],
+    review_repo: ReviewRepo,
 ) -> None:
-    _review_repo(repo, real_outputs, measured, lexicon_exports, "ignores_not", base_suite=False)
-    review = build_review(repo.root, env={})
+    root = review_repo("ignores_not", base_suite=False)
+    review = build_review(root, env={})
     check = next(c for c in review.verdict.checks if c.name == NAME)
     assert check.passed and not check.blocking and "not gated" in check.detail
     assert "adds hashtag_added" in review.markdown.replace("\\_", "_")
 
 
 def test_a_missing_export_fails_the_check_with_the_fix(
-    repo: Repo,
-    real_outputs: dict[str, str],
-    measured: dict[str, str],
-    lexicon_exports: dict[str, Path],
+    review_repo: ReviewRepo,
 ) -> None:
-    _review_repo(repo, real_outputs, measured, lexicon_exports, "reads_not")
-    shutil.rmtree(repo.root / "artifacts" / "onnx")
-    review = build_review(repo.root, env={})
+    root = review_repo("reads_not")
+    shutil.rmtree(root / "artifacts" / "onnx")
+    review = build_review(root, env={})
     failed = {c.name: c.detail for c in review.verdict.failures}
     assert "dvc checkout artifacts/onnx" in failed[NAME]
 
@@ -143,25 +160,19 @@ def _lock(md5: str) -> str:
 
 @pytest.mark.parametrize(("pr_md5", "passes"), [("a" * 32, True), ("b" * 32, False)])
 def test_an_unchanged_export_is_judged_by_the_base_s_committed_results(
-    repo: Repo,
-    real_outputs: dict[str, str],
-    measured: dict[str, str],
-    lexicon_exports: dict[str, Path],
+    review_repo: ReviewRepo,
     pr_md5: str,
     passes: bool,
 ) -> None:
     """A PR whose dvc.lock records the base's export ships the base's graph: the base's own
     results (read from the base, not the workspace) stand, no checkout needed. A changed export
     (negative control) must be run, and without its files the check fails with the fix."""
-    gate, suite = lenient_gate(), SUITE.read_text(encoding="utf-8")
-    base = {**real_outputs, "gate": gate, "behaviour": measured["reads_not"]}
-    base.update(behaviour_suite=suite, dvc_lock=_lock("a" * 32))
     # The workspace's own metrics claim the other model: never read for the verdict.
-    new = {**real_outputs, "gate": gate, "behaviour": measured["ignores_not"]}
-    new.update(behaviour_suite=suite, dvc_lock=_lock(pr_md5))
-    _setup(repo, base, new)
-    assert not (repo.root / "artifacts" / "onnx").exists()
-    review = build_review(repo.root, env={})
+    root = review_repo(
+        "ignores_not", base_lock=_lock("a" * 32), pr_lock=_lock(pr_md5), pr_export=False
+    )
+    assert not (root / "artifacts" / "onnx").exists()
+    review = build_review(root, env={})
     check = next(c for c in review.verdict.checks if c.name == NAME)
     assert check.passed is passes, check.detail
     if not passes:

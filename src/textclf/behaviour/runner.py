@@ -8,11 +8,15 @@ not have is not applicable, and says so; it never counts as passed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textclf.behaviour.suite import Case, Suite, TestSpec, cases
+from textclf.behaviour.suite import Case, Suite, TestSpec, cases, parse_suite, suite_digest
+
+if TYPE_CHECKING:
+    from textclf.config.behaviour import BehaviourParams
 
 Predict = Callable[[Sequence[str]], np.ndarray]
 
@@ -143,4 +147,39 @@ def run_suite(
             "not_applicable": [n for n, r in ordered.items() if not r["applicable"]],
             "below_threshold": [n for n, r in ordered.items() if r["ok"] is False],
         },
+    }
+
+
+def run_on_export(
+    text: str,
+    where: str,
+    onnx_dir: Path,
+    cfg: BehaviourParams,
+    labels: list[str] | None = None,
+) -> dict[str, Any]:
+    """The report of the suite ``text`` (named ``where``) on the export in ``onnx_dir``.
+
+    ``labels``, when given, must be the export's (prepare's labels: the stage); the judge passes
+    none and runs on whatever labels the PR's export predicts. A bad suite fails before the model
+    loads.
+    """
+    from textclf.inference import OnnxClassifier, load_for_labels
+
+    suite = parse_suite(text, where)
+    model = (
+        OnnxClassifier(onnx_dir, cfg.variant, threads=cfg.threads)
+        if labels is None
+        else load_for_labels(onnx_dir, cfg.variant, labels, threads=cfg.threads)
+    )
+    result = run_suite(
+        suite,
+        lambda texts: model.predict_proba(texts, cfg.batch_size),
+        model.labels,
+        cfg.max_failures,
+    )
+    return {
+        "suite": where,
+        "suite_sha256": suite_digest(text),
+        "model": {"variant": cfg.variant, "version": model.version},
+        **result,
     }

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from textclf.behaviour.render import cell, failure_line, rate, status
-from textclf.behaviour.runner import run_suite
+from textclf.behaviour.runner import run_on_export
 from textclf.behaviour.suite import parse_suite, suite_digest
 from textclf.config.behaviour import BehaviourParams
 from textclf.errors import TextclfError
@@ -47,39 +47,23 @@ def judge_behaviour(root: Path, base: Snapshot, new: Snapshot) -> None:
     if text is None:
         return
     suite_path = sources()["behaviour_suite"].path
-    paths = RepoPaths(root)
+    onnx_dir = RepoPaths(root).onnx_dir
     try:
-        suite = parse_suite(text, f"{base.label}: {suite_path}")
         cfg = _settings(base)
         reused = _base_results_for_same_export(base, new, suite_digest(text), cfg.variant)
         if reused is not None:
             new.judged[KEY] = reused
             return
-        from textclf.inference import OnnxClassifier
-
-        if not paths.onnx_dir.is_dir():
+        if not onnx_dir.is_dir():
             raise TextclfError(
-                f"missing {paths.onnx_dir.relative_to(root)}: the base's behaviour tests run on "
+                f"missing {onnx_dir.relative_to(root)}: the base's behaviour tests run on "
                 "the exported graph. Fix: `dvc checkout artifacts/onnx` (or `dvc repro export`)"
             )
-        model = OnnxClassifier(paths.onnx_dir, cfg.variant, threads=cfg.threads)
-        result = run_suite(
-            suite,
-            lambda texts: model.predict_proba(texts, cfg.batch_size),
-            model.labels,
-            cfg.max_failures,
-        )
+        report = run_on_export(text, f"{base.label}:{suite_path}", onnx_dir, cfg)
     except (TextclfError, ValueError) as err:
         new.judged[KEY] = f"the base's behaviour tests could not run: {err}"
         return
-    new.judged[KEY] = BehaviourReport.model_validate(
-        {
-            "suite": f"{base.label}:{suite_path}",
-            "suite_sha256": suite_digest(text),
-            "model": {"variant": cfg.variant, "version": model.version},
-            **result,
-        }
-    )
+    new.judged[KEY] = BehaviourReport.model_validate(report)
 
 
 def export_md5(snapshot: Snapshot) -> str | None:
