@@ -84,6 +84,18 @@ def train(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> No
 
 
 @app.command()
+def distill(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
+    """Train a smaller student on the teacher's soft labels (a no-op unless distill.enabled)."""
+    from textclf.stages import distill as stage
+
+    metrics = _run_stage(stage.run, params, root)
+    print_json(
+        {"enabled": metrics["enabled"]}
+        | ({"student": metrics["student"], "best": metrics["best"]} if metrics["enabled"] else {})
+    )
+
+
+@app.command()
 def evaluate(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path()) -> None:
     """Score the model and the TF-IDF baseline on the test split; write metrics and plots."""
     from textclf.stages import evaluate as stage

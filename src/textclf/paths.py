@@ -61,6 +61,20 @@ class Paths:
         """DVCLive directory: training curves and the best validation scores."""
         return self.root / "reports" / "train"
 
+    # distill
+    @property
+    def student_dir(self) -> Path:
+        """The distilled student (like model_dir), or only student.json when distill is off."""
+        return self.root / "artifacts" / "student"
+
+    @property
+    def distill_metrics(self) -> Path:
+        return self.root / "reports" / "distill" / "metrics.json"
+
+    def shipped_model_dir(self, ship_student: bool) -> Path:
+        """The torch model evaluate and export read: the student when ``distill.ship``."""
+        return self.student_dir if ship_student else self.model_dir
+
     # evaluate
     @property
     def eval_dir(self) -> Path:

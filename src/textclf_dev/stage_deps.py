@@ -76,7 +76,7 @@ def rewrite(text: str, src: Path) -> str:
     out: list[str] = []
     stage, in_deps = None, False
     for line in text.splitlines(keepends=True):
-        if match := re.match(r"^  ([\w-]+):\s*$", line):
+        if match := re.match(r"^  ([\w-]+):\s*(#.*)?$", line):
             stage = match[1]
         if in_deps and not line.startswith("      - "):
             if stage in modules:

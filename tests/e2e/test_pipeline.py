@@ -209,3 +209,38 @@ def test_readme_experiment_commands_rerun_only_what_the_param_feeds(pipeline_rep
     assert load_params(params_file).evaluate.calibration_bins == 15
     _run(shlex.split(apply), pipeline_repo)
     assert load_params(params_file).evaluate.calibration_bins == 10
+
+
+def docs_distill_commands() -> list[str]:
+    """The commands of docs/distill.md's bash block."""
+    text = (REPO / "docs" / "distill.md").read_text(encoding="utf-8")
+    block = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)[0]
+    return [c for c in block.splitlines() if c.strip() and not c.startswith("source ")]
+
+
+def test_docs_distill_commands_train_and_ship_the_student(pipeline_repo: Path) -> None:
+    """docs/distill.md, as written: the student is trained, evaluated, exported and reviewed
+    (the stages after export rerun on its graph); prepare and train stay cached."""
+    import json
+    import shlex
+
+    import onnx
+
+    from textclf.inference import GRAPH_FILES
+
+    run, show = docs_distill_commands()
+    ran = _run(shlex.split(run), pipeline_repo)
+    stages = set(re.findall(r"Running stage '([\w-]+)'", ran.stdout))
+    assert {"distill", "evaluate", "export", "behaviour", "drift", "card"} <= stages, ran.stdout
+    assert not stages & {"prepare", "train"}, ran.stdout
+    metrics = json.loads((pipeline_repo / "reports/distill/metrics.json").read_text())
+    assert metrics["enabled"] and metrics["student"]["layers"] == 1
+    compared = json.loads((pipeline_repo / "reports/export/metrics.json").read_text())["distill"]
+    assert compared["shipped"] == "student"
+    graph = onnx.load(
+        str(pipeline_repo / "artifacts/onnx" / GRAPH_FILES["int8"]), load_external_data=False
+    )
+    assert sum(n.op_type == "Softmax" for n in graph.graph.node) == 1  # one layer ships
+    shown = _run(shlex.split(show), pipeline_repo).stdout
+    row = next(line for line in shown.splitlines() if "[student]" in line)
+    assert row.split()[-1] == "True", shown

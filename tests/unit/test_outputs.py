@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import REPO
 from textclf.errors import ArtifactError
 from textclf.outputs.behaviour import BehaviourReport
+from textclf.outputs.distill import DistillMetrics
 from textclf.outputs.drift import DriftSummary
 from textclf.outputs.evaluate import ConfusionMatrix, EvaluateMetrics
 from textclf.outputs.explain import ExplainSummary
@@ -30,6 +31,7 @@ COMMITTED = {
     BehaviourReport: REPO / "reports" / "behaviour" / "metrics.json",
     DriftSummary: REPO / "reports" / "drift" / "summary.json",
     TrainMetrics: REPO / "reports" / "train" / "metrics.json",
+    DistillMetrics: REPO / "reports" / "distill" / "metrics.json",
 }
 
 

@@ -13,6 +13,7 @@ from textclf import yamlio
 from textclf.config.base import Section, validate
 from textclf.config.behaviour import BehaviourParams
 from textclf.config.data import DataParams, PrepareParams
+from textclf.config.distill import DistillParams
 from textclf.config.drift import DriftParams
 from textclf.config.evaluate import EvaluateParams
 from textclf.config.explain import ExplainParams
@@ -36,6 +37,7 @@ class Params(Section):
     prepare: PrepareParams = PrepareParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
+    distill: DistillParams = DistillParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
     explain: ExplainParams = ExplainParams()

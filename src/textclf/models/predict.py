@@ -10,6 +10,18 @@ import numpy as np
 import torch
 
 from textclf.data.text import TextEncoder, length_sorted_batches
+from textclf.errors import ArtifactError
+from textclf.paths import Paths
+
+
+def shipped_model_dir(paths: Paths, ship_student: bool) -> Path:
+    """The torch model evaluate and export read (the student when ``distill.ship``); its
+    absence fails with the stage to run."""
+    model_dir = paths.shipped_model_dir(ship_student)
+    if not (model_dir / "config.json").is_file():
+        stage = "distill" if ship_student else "train"
+        raise ArtifactError(f"{model_dir} holds no trained model. Fix: run `dvc repro {stage}`.")
+    return model_dir
 
 
 def load_trained(model_dir: Path) -> tuple[Any, TextEncoder]:

@@ -45,6 +45,26 @@ class EngineLatency(Report):
     speedup_vs_torch: float | None = None  # torch's time over this engine's
 
 
+class DistillSide(Report):
+    """The teacher or the student in the export's comparison (int8 graphs, same run)."""
+
+    layers: int
+    int8_size_mb: float
+    int8_macro_f1: float
+    texts_per_s: dict[str, float]  # batch_<n> -> texts/s
+
+
+class DistillComparison(Report):
+    """With distillation on: the student against the teacher, whichever ships."""
+
+    shipped: str  # "teacher" or "student"
+    student: DistillSide
+    teacher: DistillSide
+    throughput_ratio: dict[str, float | None]  # batch_<n> -> student texts/s over the teacher's
+    size_ratio: float | None
+    macro_f1_drop: float  # teacher's int8 macro-F1 minus the student's
+
+
 class ExportMetrics(Report):
     """Everything the export stage measured; ``latency`` maps ``batch_<n>`` to engines, plus
     ``threads`` (the CPU threads used while timing)."""
@@ -56,6 +76,7 @@ class ExportMetrics(Report):
     int8: GraphFigures
     gates: Gates
     latency: dict[str, dict[str, EngineLatency] | int] = Field(default_factory=dict)
+    distill: DistillComparison | None = None
 
     def latency_by_batch(self) -> dict[int, dict[str, EngineLatency]]:
         """Engine timings by batch size, smallest first."""

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from textclf.latency import format_ratio
 from textclf.outputs.drift import DriftSummary
 from textclf.outputs.evaluate import ConfusionMatrix
 from textclf.outputs.explain import ExplainSummary
+from textclf.outputs.export import DistillComparison
 from textclf.outputs.headline import FIGURES, SCORE_NOISE, SIZE_NOISE_MB, TIME_NOISE
 from textclf.outputs.prepare import PrepareSummary
 from textclf.outputs.replay import ReplaySummary
@@ -541,7 +543,42 @@ def export_section(ctx: Context) -> list[str]:
             "",
             *table.render(ctx.max_rows, "timings"),
         ]
+    if export.distill is not None:
+        lines += ["", *distill_lines(export.distill)]
     return lines
+
+
+def distill_lines(compared: DistillComparison) -> list[str]:
+    """The distilled student against its teacher (int8 graphs, timed in one run)."""
+    student, teacher = compared.student, compared.teacher
+    batches = [k.replace("_", " ") for k in compared.throughput_ratio]
+    table = Table(["", "layers", "int8 MB", "int8 macro-F1", *(f"{b} texts/s" for b in batches)])
+    for name, side in (("teacher", teacher), ("student", student)):
+        shipped = " (ships)" if compared.shipped == name else ""
+        table.rows.append(
+            [
+                f"{name}{shipped}",
+                str(side.layers),
+                fmt(side.int8_size_mb),
+                fmt(side.int8_macro_f1),
+                *(fmt(side.texts_per_s.get(k)) for k in compared.throughput_ratio),
+            ]
+        )
+    table.rows.append(
+        [
+            "student / teacher",
+            "",
+            format_ratio(compared.size_ratio),
+            f"{signed(-compared.macro_f1_drop)}",
+            *(format_ratio(v) for v in compared.throughput_ratio.values()),
+        ]
+    )
+    return [
+        f"Distillation: the {compared.shipped} ships. Student vs teacher, int8 on CPU "
+        "(throughput per batch size):",
+        "",
+        *table.render(),
+    ]
 
 
 def data_section(ctx: Context) -> list[str]:

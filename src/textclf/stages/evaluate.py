@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from textclf import io
+from textclf.config.distill import DistillParams
 from textclf.config.evaluate import BaselineParams, EvaluateParams
 from textclf.data.prepared import LABEL, TEXT, read_labels, read_split
 from textclf.data.text import Normalizer, softmax
@@ -22,6 +23,9 @@ class Inputs(Protocol):
 
     @property
     def evaluate(self) -> EvaluateParams: ...
+
+    @property
+    def distill(self) -> DistillParams: ...
 
 
 def baseline_probs(
@@ -54,17 +58,16 @@ def baseline_probs(
 
 def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     """Score the trained model and the baseline on the test split; write metrics and plots."""
-    from textclf.models.predict import load_trained, predict_logits
+    from textclf.models.predict import load_trained, predict_logits, shipped_model_dir
 
     cfg = params.evaluate
     labels = read_labels(paths)
-    if not paths.model_dir.is_dir():
-        raise ArtifactError(f"{paths.model_dir} is missing. Fix: run `dvc repro train`.")
+    model_dir = shipped_model_dir(paths, params.distill.ship)
     test, train = read_split(paths, "test"), read_split(paths, "train")
-    model, encoder = load_trained(paths.model_dir)
+    model, encoder = load_trained(model_dir)
     if encoder.meta.labels != labels:
         raise ArtifactError(
-            f"the model in {paths.model_dir} was trained for labels "
+            f"the model in {model_dir} was trained for labels "
             f"{encoder.meta.labels}, but prepare wrote {labels}. Fix: dvc repro."
         )
     y_true = test[LABEL].map({lab: i for i, lab in enumerate(labels)}).to_numpy()

@@ -7,6 +7,8 @@ graph matches torch and the int8 graph keeps the labels and macro-F1 within the 
 from __future__ import annotations
 
 import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from textclf import io
+from textclf.config.distill import DistillParams
 from textclf.config.export import ExportParams
 from textclf.data.prepared import LABEL, TEXT, read_labels, read_split
 from textclf.data.text import META_FILE, TOKENIZER_FILE, TextEncoder
@@ -33,6 +36,9 @@ class Inputs(Protocol):
 
     @property
     def export(self) -> ExportParams: ...
+
+    @property
+    def distill(self) -> DistillParams: ...
 
 
 def export_onnx(model: Any, encoder: TextEncoder, target: Path, opset: int) -> Path:
@@ -151,6 +157,121 @@ def check_gates(metrics: dict[str, Any], cfg: ExportParams) -> list[str]:
     return failures
 
 
+@dataclass
+class OtherModel:
+    """With distillation on: the model that does not ship (the teacher when the student
+    ships, else the student), exported and quantised the same way, to compare with."""
+
+    name: str  # "teacher" or "student"
+    layers: int
+    engine: OnnxClassifier
+    int8_size_mb: float
+
+    def comparison(
+        self,
+        metrics: dict[str, Any],
+        test: tuple[list[str], np.ndarray, int],
+        cfg: ExportParams,
+        shipped_layers: int,
+    ) -> dict[str, Any]:
+        """Student vs teacher: int8 size, macro-F1 and texts/s per batch size (one run).
+        ``test``: the test texts, their label ids and the number of labels."""
+        texts, y_true, n_labels = test
+        other_f1 = macro_f1(y_true, self.engine.logits(texts, cfg.batch_size).argmax(1), n_labels)
+        sides = {
+            "shipped": {
+                "layers": shipped_layers,
+                "int8_size_mb": metrics["int8"]["size_mb"],
+                "int8_macro_f1": metrics["int8"]["macro_f1"],
+                "texts_per_s": {},
+            },
+            "other": {
+                "layers": self.layers,
+                "int8_size_mb": self.int8_size_mb,
+                "int8_macro_f1": other_f1,
+                "texts_per_s": {},
+            },
+        }
+        for key, engines in metrics["latency"].items():
+            if isinstance(engines, dict):
+                sides["shipped"]["texts_per_s"][key] = engines["onnx_int8"]["texts_per_s"]
+                sides["other"]["texts_per_s"][key] = engines[f"onnx_int8_{self.name}"][
+                    "texts_per_s"
+                ]
+        shipped_name = "teacher" if self.name == "student" else "student"
+        student = sides["other" if self.name == "student" else "shipped"]
+        teacher = sides["shipped" if self.name == "student" else "other"]
+        return {
+            "shipped": shipped_name,
+            "student": student,
+            "teacher": teacher,
+            "throughput_ratio": {
+                k: ratio(v, teacher["texts_per_s"][k]) for k, v in student["texts_per_s"].items()
+            },
+            "size_ratio": ratio(student["int8_size_mb"], teacher["int8_size_mb"]),
+            "macro_f1_drop": teacher["int8_macro_f1"] - student["int8_macro_f1"],
+        }
+
+
+def compare_model(
+    paths: Paths,
+    ship_student: bool,
+    scratch: Path,
+    cfg: ExportParams,
+    calibration: list[dict[str, np.ndarray]] | None,
+) -> OtherModel:
+    """Export and quantise the model that does not ship into ``scratch``."""
+    from textclf.models.predict import load_trained, shipped_model_dir
+
+    model_dir = shipped_model_dir(paths, not ship_student)
+    model, _ = load_trained(model_dir)
+    fp32 = export_onnx(
+        model, TextEncoder.from_dir(model_dir), scratch / GRAPH_FILES["fp32"], cfg.opset
+    )
+    int8 = quantize_int8(fp32, scratch / GRAPH_FILES["int8"], cfg, calibration)
+    for name in (TOKENIZER_FILE, META_FILE):
+        shutil.copy2(model_dir / name, scratch / name)
+    engine = OnnxClassifier(
+        scratch, "int8", providers=["CPUExecutionProvider"], threads=cfg.threads
+    )
+    return OtherModel(
+        name="teacher" if ship_student else "student",
+        layers=int(model.config.num_hidden_layers),
+        engine=engine,
+        int8_size_mb=size_mb([int8, int8.with_name(int8.name + ".data")]),
+    )
+
+
+def time_and_compare(
+    params: Inputs,
+    paths: Paths,
+    shipped: tuple[Any, dict[str, OnnxClassifier]],
+    sample: list[str],
+    metrics: dict[str, Any],
+    test: tuple[list[str], np.ndarray, int],
+    calibration: list[dict[str, np.ndarray]] | None,
+) -> dict[str, Any]:
+    """``latency`` of torch and the shipped graphs; with distillation on, the model that does
+    not ship is exported and timed in the same run, and ``distill`` compares the two."""
+    import torch
+
+    cfg, (model, engines) = params.export, shipped
+    encoder = engines["int8"].encoder  # the shipped model's (the student shares the teacher's)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="textclf-compare-") as scratch:
+        other = None
+        if params.distill.enabled:
+            other = compare_model(paths, params.distill.ship, Path(scratch), cfg, calibration)
+            engines = engines | {f"int8_{other.name}": other.engine}
+        out["latency"] = measure_latency(model, engines, encoder, sample, cfg)
+        out["latency"]["threads"] = cfg.threads or torch.get_num_threads()
+        if other is not None:
+            out["distill"] = other.comparison(
+                metrics | out, test, cfg, model.config.num_hidden_layers
+            )
+    return out
+
+
 def _remove_stale(paths: Paths) -> None:
     """Delete outputs of an earlier export: they no longer describe the current model."""
     shutil.rmtree(paths.onnx_dir, ignore_errors=True)
@@ -163,17 +284,16 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
     import onnxruntime as ort
     import torch
 
-    from textclf.models.predict import load_trained, predict_logits
+    from textclf.models.predict import load_trained, predict_logits, shipped_model_dir
 
     cfg = params.export
     labels = read_labels(paths)
-    if not paths.model_dir.is_dir():
-        raise ArtifactError(f"{paths.model_dir} is missing. Fix: run `dvc repro train`.")
+    model_dir = shipped_model_dir(paths, params.distill.ship)
     test = read_split(paths, "test")
-    model, encoder = load_trained(paths.model_dir)
+    model, encoder = load_trained(model_dir)
     if encoder.meta.labels != labels:
         raise ArtifactError(
-            f"the model in {paths.model_dir} was trained for labels "
+            f"the model in {model_dir} was trained for labels "
             f"{encoder.meta.labels}, but prepare wrote {labels}. Fix: dvc repro."
         )
     texts = test[TEXT].astype(str).tolist()
@@ -198,7 +318,7 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
             int8_path = quantize_int8(fp32_path, out / GRAPH_FILES["int8"], cfg, calibration)
             onnx.checker.check_model(str(int8_path), full_check=True)
             for name in (TOKENIZER_FILE, META_FILE):
-                shutil.copy2(paths.model_dir / name, out / name)
+                shutil.copy2(model_dir / name, out / name)
 
             cpu = ["CPUExecutionProvider"]
             engines = {
@@ -217,7 +337,7 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
                 },
                 "torch": {
                     "macro_f1": ref_f1,
-                    "size_mb": size_mb(sorted(paths.model_dir.glob("*.safetensors"))),
+                    "size_mb": size_mb(sorted(model_dir.glob("*.safetensors"))),
                 },
             }
             for variant, clf in engines.items():
@@ -242,7 +362,7 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
             if failures:
                 _remove_stale(paths)
                 raise ArtifactError(
-                    f"export of {paths.model_dir} failed {len(failures)} gate(s) on "
+                    f"export of {model_dir} failed {len(failures)} gate(s) on "
                     f"{len(texts)} test texts; nothing was written (an earlier "
                     f"{paths.onnx_dir} and {paths.export_metrics} were removed):\n  - "
                     + "\n  - ".join(failures)
@@ -252,8 +372,15 @@ def run(params: Inputs, paths: Paths) -> dict[str, Any]:
                 .sample(n=min(cfg.latency_sample_size, len(texts)), random_state=cfg.seed)
                 .tolist()
             )
-            metrics["latency"] = measure_latency(model, engines, encoder, sample, cfg)
-            metrics["latency"]["threads"] = cfg.threads or torch.get_num_threads()
+            metrics |= time_and_compare(
+                params,
+                paths,
+                (model, engines),
+                sample,
+                metrics,
+                (texts, y_true, len(labels)),
+                calibration,
+            )
     finally:
         torch.set_num_threads(threads_before)
     ExportMetrics.model_validate(metrics).write(paths.export_metrics)  # validated, then written
