@@ -155,8 +155,8 @@ def bench(
         list[str] | None,
         typer.Option(
             "--only",
-            help="run only these benchmarks (repeatable): training, inference, serving, pipeline, "
-            "image.",
+            help="run only these benchmarks (repeatable): training, inference, distill, serving, "
+            "pipeline, image.",
         ),
     ] = None,
     train_steps: Annotated[

@@ -29,6 +29,7 @@ from textclf_dev.bench.child import run_child
 HEADINGS = {
     "training": "### Training throughput: Lightning loop vs HF Trainer",
     "inference": "### Inference on CPU",
+    "distill": "### Distilled student vs teacher (int8, CPU)",
     "serving": "### Service vs direct ONNX Runtime",
     "pipeline": "### Pipeline overhead",
     "image": "### Images",
@@ -141,6 +142,16 @@ def test_quick_suite_runs_every_benchmark(bench_root: Path, exported: TinyExport
     _check_reports(bench_root, results, list(BENCHMARKS))
     _check_training(results["training"], options)
     _check_inference(results["inference"])
+    distilled = results["distill"]  # the tiny teacher (2 layers) against a one-layer cut
+    assert (distilled["teacher"]["layers"], distilled["student"]["layers"]) == (2, 1)
+    assert distilled["student"]["int8_size_mb"] < distilled["teacher"]["int8_size_mb"]
+    for bs, engines in distilled["batch"].items():
+        s, t = engines["student_int8"], engines["teacher_int8"]
+        _close(s["throughput_vs_reference"], s["texts_per_s"], t["texts_per_s"])
+        row = next(r for r in results["summary"] if r["figure"].endswith(f"int8 batch {bs}"))
+        assert row["met"] == (s["throughput_vs_reference"] >= 2.0)
+    assert "### Distilled student vs teacher" in results["markdown"]
+    assert "not measured in this workspace" in results["markdown"]  # no trained student here
     serving = results["serving"]
     assert set(serving["levels"]) == {"1", "8"}
     for level in serving["levels"].values():

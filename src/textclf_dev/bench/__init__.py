@@ -31,7 +31,7 @@ from textclf.errors import ArtifactError, ConfigError
 from textclf.latency import format_ratio, ratio
 from textclf.repo_paths import RepoPaths
 
-BENCHMARKS = ("training", "inference", "serving", "pipeline", "image")
+BENCHMARKS = ("training", "inference", "distill", "serving", "pipeline", "image")
 IMAGE_SIZE_GOAL_MB = 1000.0  # the CPU serving image, uncompressed
 COLD_START_GOAL_S = 5.0  # podman run to /readyz
 SERVICE_MEMORY_BUDGET_MB = 1024.0
@@ -39,6 +39,8 @@ INT8_GOAL_BATCH = "1"  # the batch size with an int8 throughput goal (larger one
 INT8_GOAL_RATIO = 2.5  # ONNX int8 texts/s vs torch eager on CPU
 # service texts/s vs direct ONNX Runtime calls, by concurrency (the levels with a goal)
 SERVICE_GOAL_RATIOS = {"1": 0.7, "16": 0.85, "32": 0.85}
+DISTILL_GOAL_RATIO = 2.0  # the student's int8 texts/s vs the teacher's (at every batch size)
+DISTILL_MAX_F1_DROP = 0.01  # macro-F1 the student may lose
 SERVICE_OWN_CPU_GOAL_MS = 0.5  # the service's own CPU per request (model replaced by a no-op)
 NOOP_REPRO_BUDGET_S = 2.0
 
@@ -97,7 +99,7 @@ def run_all(
             "first, pass --model-dir, or leave out inference and serving "
             "(--only training --only pipeline)."
         )
-    if "training" in selected and params is None:
+    if {"training", "distill"} & set(selected) and params is None:
         from textclf.config.params import load_params
 
         params = load_params(paths.params)
@@ -146,12 +148,10 @@ def _run_one(
             warmup=options.train_warmup,
             repeats=options.train_repeats,
         )
-    if name == "inference":
-        child = run_child(
-            "textclf_dev.bench.inference:run",
-            {"model_dir": str(model_dir.resolve()), "quick": quick},
-        )
-        result: dict[str, Any] = child["result"]
+    if name in ("inference", "distill"):
+        result: dict[str, Any] = run_child(*_child_call(name, paths, model_dir, quick, params))[
+            "result"
+        ]
         return result
     if name == "serving":
         serve_file = paths.serve_file if paths.serve_file.is_file() else None
@@ -161,7 +161,27 @@ def _run_one(
     return pipeline.run(paths.root, quick=quick, repeats=options.pipeline_repeats, base=base)
 
 
-def summary(results: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: C901  one block per benchmark
+def _child_call(
+    name: str, paths: RepoPaths, model_dir: Path, quick: bool, params: Params | None
+) -> tuple[str, dict[str, Any]]:
+    """The child-process function and arguments of a benchmark that loads models."""
+    if name == "inference":
+        return "textclf_dev.bench.inference:run", {
+            "model_dir": str(model_dir.resolve()),
+            "quick": quick,
+        }
+    if params is None:
+        raise ConfigError("the distill benchmark needs params (the distill section).")
+    return "textclf_dev.bench.distill:run", {
+        "torch_dir": str((paths.root / "artifacts" / "model").resolve()),
+        "export_metrics": str(paths.root / "reports" / "export" / "metrics.json"),
+        "layer_share": params.distill.layer_share,
+        "layer_choice": params.distill.layer_choice,
+        "quick": quick,
+    }
+
+
+def summary(results: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: C901, PLR0912  one block per benchmark
     """The headline figures: each with its value, its reference, their ratio and its goal."""
     rows: list[dict[str, Any]] = []
 
@@ -223,6 +243,8 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: C901  one
                     "",
                     None,
                 )
+    if "distill" in results:
+        _distill_rows(results["distill"], add)
     if "serving" in results:
         s = results["serving"]
         # goals at concurrency 1, 16 and 32; a quick run stops below the last two
@@ -319,6 +341,34 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: C901  one
     return rows
 
 
+def _distill_rows(d: dict[str, Any], add: Callable[..., None]) -> None:
+    """The student's throughput ratio per batch size, and its macro-F1 drop when trained."""
+    for bs, engines in sorted(d["batch"].items(), key=lambda kv: int(kv[0])):
+        s, t = engines["student_int8"], engines["teacher_int8"]
+        value = s["throughput_vs_reference"]
+        add(
+            f"distilled student vs teacher, int8 batch {bs}",
+            s["texts_per_s"],
+            "texts/s",
+            t["texts_per_s"],
+            "teacher int8",
+            f">= {DISTILL_GOAL_RATIO}x",
+            None if value is None else value >= DISTILL_GOAL_RATIO,
+        )
+    trained = d.get("trained")
+    if trained:
+        drop = trained["macro_f1_drop"]
+        add(
+            "distilled student: test macro-F1 lost (int8)",
+            trained["student"]["int8_macro_f1"],
+            "macro-F1",
+            trained["teacher"]["int8_macro_f1"],
+            "teacher int8",
+            f"drop <= {DISTILL_MAX_F1_DROP}",
+            drop <= DISTILL_MAX_F1_DROP,
+        )
+
+
 def _overhead_rows(overhead: dict[str, Any], add: Callable[..., None]) -> None:
     """Summary rows of the service's own CPU per request, one per concurrency."""
     for c, row in overhead.get("levels", {}).items():
@@ -394,7 +444,7 @@ def memory_markdown(results: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """The whole report: machine, summary, then one section per benchmark that ran."""
-    from textclf_dev.bench import image, inference, pipeline, serving, training
+    from textclf_dev.bench import distill, image, inference, pipeline, serving, training
 
     mode = "quick: rough figures, small sizes" if results["quick"] else "full"
     sections = [
@@ -405,6 +455,7 @@ def markdown(results: dict[str, Any]) -> str:
     renderers = {
         "training": training.markdown,
         "inference": inference.markdown,
+        "distill": distill.markdown,
         "serving": serving.markdown,
         "pipeline": pipeline.markdown,
         "image": image.markdown,
