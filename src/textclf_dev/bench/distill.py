@@ -35,12 +35,12 @@ def run(
     import shutil
 
     from textclf.config.export import ExportParams
-    from textclf.data.text import META_FILE, TOKENIZER_FILE, TextEncoder
+    from textclf.data.text import META_FILE, TOKENIZER_FILE
     from textclf.inference import GRAPH_FILES, OnnxClassifier
     from textclf.models.distill import make_student
     from textclf.models.predict import load_trained
     from textclf.quantize import quantize_int8
-    from textclf.stages.export import export_onnx
+    from textclf.stages.export import export_onnx, size_mb
     from textclf_dev.bench.inference import _compare, default_texts
 
     torch_dir = Path(torch_dir)
@@ -66,19 +66,9 @@ def run(
             engines[f"{name}_int8"] = partial(_logits, clf)
             sides[name] = {
                 "layers": int(model.config.num_hidden_layers),
-                "int8_size_mb": round(
-                    sum(
-                        p.stat().st_size
-                        for p in (int8, int8.with_name(int8.name + ".data"))
-                        if p.is_file()
-                    )
-                    / 1e6,
-                    3,
-                ),
+                "int8_size_mb": size_mb([int8, int8.with_name(int8.name + ".data")]),
             }
-        batch = _compare(
-            engines, "teacher_int8", texts, TextEncoder.from_dir(torch_dir), runs, warmup
-        )
+        batch = _compare(engines, "teacher_int8", texts, encoder, runs, warmup)
     trained = None
     if Path(export_metrics).is_file():
         trained = io.read_json(Path(export_metrics)).get("distill")
