@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -68,8 +70,18 @@ class _LoopState(Generic[R]):
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     queue: collections.deque[_Job[R]] = field(default_factory=collections.deque)
     task: asyncio.Task[None] | None = None
-    calls: set[asyncio.Task[None]] = field(default_factory=set)
+    calls: set[_Call[R]] = field(default_factory=set)  # answered or not, thread not returned
     running: int = 0  # model calls started whose thread has not returned (timed-out ones too)
+
+
+@dataclass(eq=False)
+class _Call(Generic[R]):
+    """One model call in flight: its batch, its timeout timer, and whether it ran past it."""
+
+    batch: list[_Job[R]]
+    started: float
+    timer: asyncio.TimerHandle | None = None
+    overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,11 +160,13 @@ class Batcher(Generic[R]):
         """Stop the consumer task and the model threads (pending requests are cancelled); the
         next :meth:`submit` starts afresh."""
         if self._state is not None:
-            for job in self._state.queue:
+            for job in [*self._state.queue, *(j for c in self._state.calls for j in c.batch)]:
                 job.future.cancel()
-            for task in [self._state.task, *self._state.calls]:
-                if task is not None:
-                    task.cancel()
+            for call in self._state.calls:
+                if call.timer is not None:
+                    call.timer.cancel()
+            if self._state.task is not None:
+                self._state.task.cancel()
             self._state.executor.shutdown(wait=False, cancel_futures=True)
             self._state = None
 
@@ -184,12 +198,9 @@ class Batcher(Generic[R]):
                 if not batch:
                     state.slots.release()
                     continue
-                # Chosen here, not in the task: batches formed back to back see each other.
+                # Chosen here: batches formed back to back see each other.
                 fn = self.fn if self.lone_fn is None or state.running else self.lone_fn
-                state.running += 1
-                call = state.loop.create_task(self._call(state, batch, fn))
-                state.calls.add(call)  # a reference, until it is done
-                call.add_done_callback(state.calls.discard)
+                self._start(state, batch, fn)
 
     def _take(self, queue: collections.deque[_Job[R]]) -> list[_Job[R]]:
         """Whole requests from the head of the queue, up to ``max_texts`` texts (at least one
@@ -224,64 +235,78 @@ class Batcher(Generic[R]):
             _notify(self.on_batch, BatchStats(len(batch), size, now - batch[0].enqueued))
         return batch
 
-    async def _call(  # noqa: C901  the outcomes of one model call (result, timeout, error, cancel) in one place
+    def _start(
         self,
         state: _LoopState[R],
         batch: list[_Job[R]],
         fn: Callable[[list[str]], Sequence[R]],
     ) -> None:
-        """Run one model call; its slot is released when the model thread returns."""
-        loop, executor = state.loop, state.executor
+        """Start one model call on a model thread; its slot is released when the thread returns.
+
+        No task, no asyncio wrapper future: the thread's result is handed to the event loop once
+        (``call_soon_threadsafe``) and a timer fails the batch if the call runs too long. At one
+        request per call this hand-off is most of the batcher's cost per request.
+        """
+        loop = state.loop
         texts = [text for job in batch for text in job.texts]
+        call = _Call(batch, time.monotonic())  # the timeout runs on the loop's clock
+        state.running += 1
         try:
-            work = loop.run_in_executor(executor, fn, texts)
+            work = state.executor.submit(fn, texts)
         except BaseException:
             state.running -= 1
             state.slots.release()
             raise
+        state.calls.add(call)
+        if self.call_timeout_s is not None:
+            call.timer = loop.call_later(self.call_timeout_s, self._expire, call)
 
-        def returned(_work: asyncio.Future[Sequence[R]]) -> None:
-            state.running -= 1
-            state.slots.release()
+        def returned(done: concurrent.futures.Future[Sequence[R]]) -> None:  # model thread
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for these
+                loop.call_soon_threadsafe(self._returned, state, call, done, len(texts))
 
         work.add_done_callback(returned)
-        started = time.monotonic()  # the timeout runs on the event loop's clock, not self.clock
-        try:
-            if self.call_timeout_s is None:
-                results = await work
-            else:
-                try:
-                    results = await asyncio.wait_for(asyncio.shield(work), self.call_timeout_s)
-                except TimeoutError:
-                    raise self._overdue_call(work, time.monotonic() - started) from None
-            if len(results) != len(texts):
-                raise RuntimeError(f"the model returned {len(results)} results for {len(texts)}")
-        except asyncio.CancelledError:  # close(): the batch's requests are cancelled too
-            for job in batch:
-                job.future.cancel()
-            raise
-        except Exception as err:  # every request of the batch gets the model's error
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(err)
+
+    def _returned(
+        self,
+        state: _LoopState[R],
+        call: _Call[R],
+        work: concurrent.futures.Future[Sequence[R]],
+        size: int,
+    ) -> None:
+        """On the event loop, once the model thread returned: free the slot, answer the batch."""
+        state.running -= 1
+        state.slots.release()
+        state.calls.discard(call)
+        if call.timer is not None:
+            call.timer.cancel()
+        if work.cancelled():  # close() cancelled it before it ran; its requests are cancelled
             return
+        err = work.exception()
+        if call.overdue:  # its requests were answered when it timed out
+            self._overdue -= 1
+            if err is not None:
+                logger.warning("a model call that timed out failed later: %r", err)
+            return
+        results = work.result() if err is None else None
+        if results is not None and len(results) != size:
+            err = RuntimeError(f"the model returned {len(results)} results for {size}")
         start = 0
-        for job in batch:
+        for job in call.batch:
             end = start + len(job.texts)
-            if not job.future.done():
-                job.future.set_result(list(results[start:end]))
+            if not job.future.done():  # every request of the batch gets the model's error
+                if err is not None:
+                    job.future.set_exception(err)
+                else:
+                    assert results is not None
+                    job.future.set_result(list(results[start:end]))
             start = end
 
-    def _overdue_call(self, work: asyncio.Future[Sequence[R]], ran_s: float) -> ModelTimeoutError:
-        """Count a call past the timeout until its thread returns; the error for its batch."""
+    def _expire(self, call: _Call[R]) -> None:
+        """A call ran past the timeout: fail its batch now, count it until its thread returns."""
+        call.overdue = True
         self._overdue += 1
-
-        def returned(_work: asyncio.Future[Sequence[R]]) -> None:
-            self._overdue -= 1
-            if not _work.cancelled() and _work.exception() is not None:
-                logger.warning("a model call that timed out failed later: %r", _work.exception())
-
-        work.add_done_callback(returned)
+        ran_s = time.monotonic() - call.started
         _notify(self.on_timeout, ran_s)
         assert self.call_timeout_s is not None
         logger.warning(
@@ -293,11 +318,14 @@ class Batcher(Generic[R]):
             self.parallel_calls,
             " (worker not alive: /livez fails)" if not self.alive else "",
         )
-        return ModelTimeoutError(
+        err = ModelTimeoutError(
             f"the model did not answer within serve.model_timeout_ms "
             f"({self.call_timeout_s * 1000:.0f} ms). Fix: retry with backoff; if it persists, "
             "the replica is unhealthy and is being restarted."
         )
+        for job in call.batch:
+            if not job.future.done():
+                job.future.set_exception(err)
 
 
 def _notify(callback: Callable[[T], None] | None, value: T) -> None:

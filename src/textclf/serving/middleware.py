@@ -212,8 +212,9 @@ class RouteMetrics:
 
     Also serves ``GET /metrics`` from ``exposition()`` (body, content type). ``labels()`` gives
     ``service_name``, ``service_version`` and ``runner_name`` (known only once the server
-    runs). A request cancelled before its response started is counted as a 504: in this stack
-    only BentoML's timeout middleware cancels, and it answers 504.
+    runs; read at a route's first request). A request cancelled before its response started is
+    counted as a 504: in this stack only BentoML's timeout middleware cancels, and it answers 504.
+    The labelled series of each route (and status) are looked up once, then kept.
     """
 
     def __init__(
@@ -231,6 +232,30 @@ class RouteMetrics:
         self.labels = labels
         self.exposition = exposition
         self.clock = clock
+        self._route_series: dict[str, tuple[Any, Any]] = {}  # path: (last_request, in_progress)
+        self._status_series: dict[tuple[str, int], tuple[Any, Any]] = {}  # (total, duration)
+        self._series_of: RequestMetrics | None = None  # the metrics these series belong to
+
+    def _series(self, metrics: RequestMetrics, path: str) -> tuple[Any, Any]:
+        if metrics is not self._series_of:  # a new set of metric objects: look up afresh
+            self._series_of, self._route_series, self._status_series = metrics, {}, {}
+        series = self._route_series.get(path)
+        if series is None:
+            own = self.labels()
+            series = (
+                metrics.last_request.labels(**own),
+                metrics.in_progress.labels(**own, endpoint=path),
+            )
+            self._route_series[path] = series
+        return series
+
+    def _done_series(self, metrics: RequestMetrics, path: str, code: int) -> tuple[Any, Any]:
+        series = self._status_series.get((path, code))
+        if series is None:
+            labels = {**self.labels(), "endpoint": path, "http_response_code": str(code)}
+            series = (metrics.total.labels(**labels), metrics.duration.labels(**labels))
+            self._status_series[(path, code)] = series
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count and time requests to known routes; count the others without a label."""
@@ -246,14 +271,14 @@ class RouteMetrics:
             metrics.unmatched.inc()
             await self.app(scope, receive, send)
             return
-        own = self.labels()
-        metrics.last_request.labels(**own).set_to_current_time()
+        last_request, in_progress = self._series(metrics, path)
+        last_request.set_to_current_time()
         started, status = self.clock(), 0
 
         def done(code: int) -> None:
-            labels = {**own, "endpoint": path, "http_response_code": str(code)}
-            metrics.total.labels(**labels).inc()
-            metrics.duration.labels(**labels).observe(max(self.clock() - started, 0.0))
+            total, duration = self._done_series(metrics, path, code)
+            total.inc()
+            duration.observe(max(self.clock() - started, 0.0))
 
         async def counted_send(message: Message) -> None:
             nonlocal status
@@ -263,7 +288,7 @@ class RouteMetrics:
                 done(status)
             await send(message)
 
-        with metrics.in_progress.labels(**own, endpoint=path).track_inprogress():
+        with in_progress.track_inprogress():
             try:
                 await self.app(scope, receive, counted_send)
             except asyncio.CancelledError:

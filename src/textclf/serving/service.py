@@ -9,6 +9,9 @@ idle service runs a request at once. BentoML serves ``/healthz``, ``/livez``, ``
 once the model is loaded and warmed up: ``__is_ready__``; ``/livez`` fails while every model
 call of a worker hangs past ``serve.model_timeout_ms``: ``__is_alive__``) and Prometheus
 ``/metrics``. ``serve.workers`` processes each load the model and batch their own requests.
+The APIs' POSTs are answered by :class:`textclf.serving.direct.DirectRoutes` in the service's
+own middleware (same validation, answers and log lines as BentoML's endpoint, a fraction of its
+CPU per request); BentoML still documents them in ``/docs.json`` and serves everything else.
 
 Hostile traffic is refused before it costs anything (:mod:`textclf.serving.middleware`): a body
 over ``max_body_bytes`` gets 413 unread, a request over ``max_concurrency`` 503 with
@@ -29,14 +32,15 @@ import logging
 from typing import Any, cast
 
 import bentoml
-from pydantic import ValidationError
-from starlette.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.responses import JSONResponse, Response
 
 from textclf.config.serve import REQUEST_TIMEOUT_S
 from textclf.inference import OnnxClassifier
 from textclf.serving import feedback as fb
 from textclf.serving import ids
 from textclf.serving.batching import Batcher, BatchStats, ModelTimeoutError, OverloadedError
+from textclf.serving.direct import DirectRoutes, JsonRoute
 from textclf.serving.middleware import (
     SYSTEM_ROUTES,
     JsonOnly,
@@ -307,6 +311,7 @@ class TextClassifier:
             on_timeout=lambda _ran: _metrics()["model_timeouts"].inc(),
         )
         self.model = model
+        _LIVE[:] = [self]  # DirectRoutes answers /predict and /feedback from now on
         logger.info(
             "loaded %s (%s, version %s, providers %s, %s); traffic log: %s (text: %s); "
             "prediction ids signed with %s",
@@ -344,6 +349,15 @@ class TextClassifier:
     @bentoml.api(input_spec=PredictRequest)
     async def predict(self, texts: list[str]) -> list[Prediction]:
         """Classify texts: per text, the label, every label's probability and the model version."""
+        return cast("list[Prediction]", await self.answer_predict(texts))
+
+    @bentoml.api(input_spec=FeedbackRequest)
+    async def feedback(self, items: list[fb.FeedbackItem]) -> fb.FeedbackResult:
+        """Take the true labels of earlier predictions, by the ids /predict returned."""
+        return cast("fb.FeedbackResult", await self.answer_feedback(items))
+
+    async def answer_predict(self, texts: list[str]) -> list[Prediction] | Response:
+        """``/predict``'s answer: the predictions, or a 503 naming why and when to retry."""
         try:
             return await self.batcher.submit(texts)
         except OverloadedError as err:
@@ -351,22 +365,19 @@ class TextClassifier:
                 _metrics()["shed"].labels(reason="model_timeout").inc()
             # BentoML hides the message of a 5xx it raises itself; a returned Response is sent
             # as is, so the client learns why and when to retry.
-            response: Any = JSONResponse(
+            return JSONResponse(
                 {"error": str(err)},
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-            return cast("list[Prediction]", response)
 
-    @bentoml.api(input_spec=FeedbackRequest)
-    async def feedback(self, items: list[fb.FeedbackItem]) -> fb.FeedbackResult:
-        """Take the true labels of earlier predictions, by the ids /predict returned."""
+    async def answer_feedback(self, items: list[fb.FeedbackItem]) -> fb.FeedbackResult | Response:
+        """``/feedback``'s answer: what was counted, or a 400 naming the item and the fix."""
         assert self.model is not None
         try:
             judged = fb.judge(items, self.settings.prediction_id_key, self.model.labels)
         except fb.FeedbackError as err:
-            response: Any = JSONResponse({"error": str(err)}, status_code=400)
-            return cast("fb.FeedbackResult", response)
+            return JSONResponse({"error": str(err)}, status_code=400)
         fresh = [entry for entry in judged if self.recent_feedback.add(entry[0])]
         metrics = _metrics()
         counted = collections.Counter(entry[1:] for entry in fresh)
@@ -417,11 +428,37 @@ class TextClassifier:
 
 # mypy sees the decorated class; at runtime it is the bentoml.Service that wraps it.
 _SERVICE = cast("bentoml.Service[TextClassifier]", TextClassifier)
-_API_ROUTES = tuple(
-    "/"
+_LIVE: list[TextClassifier] = []  # this worker's loaded service instance, once there is one
+_ROUTE_OF = {
+    name: "/"
     + "/".join(part for p in (_SERVICE.path_prefix, api.route) if (part := (p or "").strip("/")))
-    for api in _SERVICE.apis.values()
-)
+    for name, api in _SERVICE.apis.items()
+}
+_API_ROUTES = tuple(_ROUTE_OF.values())
+
+
+def _trace_headers() -> dict[str, str]:
+    """The span and trace id headers BentoML adds to a traced request's response."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.context import trace_context
+
+    formats = BentoMLContainer.logging_formatting.get()
+    headers = {}
+    if trace_context.request_id is not None:
+        headers["X-BentoML-Request-ID"] = format(trace_context.request_id, formats["span_id"])
+    if BentoMLContainer.http.response.trace_id.get() and trace_context.trace_id is not None:
+        headers["X-BentoML-Trace-ID"] = format(trace_context.trace_id, formats["trace_id"])
+    return headers
+
+
+async def _predict_body(body: BaseModel) -> list[Prediction] | Response:
+    return await _LIVE[0].answer_predict(cast("Any", body).texts)
+
+
+async def _feedback_body(body: BaseModel) -> fb.FeedbackResult | Response:
+    return await _LIVE[0].answer_feedback(cast("Any", body).items)
+
+
 # Added first = outermost of the service's own middleware (inside BentoML's timeout one).
 _SERVICE.add_asgi_middleware(
     RouteMetrics,
@@ -437,6 +474,21 @@ _SERVICE.add_asgi_middleware(
     on_shed=lambda: _metrics()["shed"].labels(reason="concurrency").inc(),
 )
 _SERVICE.add_asgi_middleware(JsonOnly, paths=_API_ROUTES)
+# Innermost: the APIs' POSTs answered here, validated with BentoML's own input models.
+_SERVICE.add_asgi_middleware(
+    DirectRoutes,
+    routes={
+        _ROUTE_OF["predict"]: JsonRoute(
+            _SERVICE.apis["predict"].input_spec, _predict_body, TypeAdapter(list[Prediction])
+        ),
+        _ROUTE_OF["feedback"]: JsonRoute(
+            _SERVICE.apis["feedback"].input_spec, _feedback_body, TypeAdapter(fb.FeedbackResult)
+        ),
+    },
+    ready=lambda: bool(_LIVE),
+    headers={"Server": f"BentoML Service/{_SERVICE.name}"},
+    request_headers=_trace_headers if _LIMITS.trace_requests else None,
+)
 # BentoML derives a list output's media type from its JSON schema, rebuilt on every response
 # (about 5% of the worker's time under load, by py-spy); it is always JSON here.
 for _api in ("predict", "feedback"):
