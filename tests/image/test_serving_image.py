@@ -136,6 +136,18 @@ def test_the_image_carries_no_training_stack(container: Container) -> None:
     assert "report" not in shipped and "stages" not in shipped and "release.py" not in shipped
 
 
+def test_the_image_serves_on_uvloop_and_httptools(container: Container) -> None:
+    """What uvicorn picks in the image is what `make bench` measured in the venv."""
+    picked = container.exec(
+        "python",
+        "-c",
+        "import importlib.util as u; "
+        "from uvicorn.protocols.http.auto import AutoHTTPProtocol as p; "
+        "print(p.__name__, bool(u.find_spec('uvloop')))",
+    ).split()
+    assert picked == ["HttpToolsProtocol", "True"], picked
+
+
 def test_figures(containers_env: dict[str, str], serving_image: str) -> None:
     """Size, run to ready and memory after a small load (printed; `make bench` reports them)."""
     figures = probe(containers_env, serving_image, TEXTS, requests=50)

@@ -7,6 +7,7 @@ the pipeline may be rewriting) is never read.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -32,6 +33,9 @@ COPIED = [
 # The copy's serve.yaml differs from the checkout's here, to tell which one the bento serves.
 MAX_TEXTS = 5
 TRAINING_STACK = ("torch", "lightning", "transformers", "dvc")
+# uvicorn (loop="auto", http="auto", as BentoML runs it) picks these when they are importable.
+HTTP_STACK = ("uvloop", "httptools")
+SERVING_LOCKS = ("requirements/serving.txt", "requirements/serving-gpu.txt")
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,22 @@ def _check_non_root(lines: list[str]) -> None:
     assert uid and int(uid[0].split("=", 1)[1]) > 0
 
 
+def _pinned(lock: str) -> set[str]:
+    lines = (REPO / lock).read_text("utf-8").splitlines()
+    return {_package(ln) for ln in lines if ln and not ln.startswith((" ", "#"))}
+
+
+def test_the_images_serve_on_the_http_stack_make_bench_measures() -> None:
+    """`make bench` serves from the venv: without these pins the images would run asyncio + h11."""
+    for lock in SERVING_LOCKS:
+        pinned = _pinned(lock)
+        assert {"bentoml", "onnxruntime"} & pinned, f"{lock} is not a serving lock"  # control
+        missing = [m for m in HTTP_STACK if m not in pinned]
+        assert not missing, f"{lock} does not pin {missing}: add them to its .in and `make lock`"
+    absent = [m for m in HTTP_STACK if importlib.util.find_spec(m) is None]
+    assert not absent, f"the venv lacks {absent}: `make install` (pyproject.toml requires them)"
+
+
 @pytest.mark.parametrize("flavour", ["cpu", "gpu"])
 def test_the_bento_holds_the_model_and_no_training_stack(bentos: Bentos, flavour: str) -> None:
     bento: Path = getattr(bentos, flavour)
@@ -135,6 +155,7 @@ def test_the_bento_holds_the_model_and_no_training_stack(bentos: Bentos, flavour
     assert not list(src.rglob("__pycache__"))
     packages = {_package(r) for r in _requirements(bento)}
     assert not packages & set(TRAINING_STACK), packages
+    assert set(HTTP_STACK) <= packages, packages
     meta = yaml.safe_load((bento / "bento.yaml").read_text("utf-8"))
     assert (meta["name"], meta["service"]) == ("textclf", "textclf.serving.service:TextClassifier")
     # The API schema was generated from the bento's own serve.yaml.
