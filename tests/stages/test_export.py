@@ -159,6 +159,31 @@ def test_int8_can_keep_the_feed_forward_down_projections_fp32(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx"]  # no temp files
 
 
+def _int8_weights(graph_path: Path) -> list[np.ndarray]:
+    graph = onnx.load(str(graph_path)).graph
+    return [
+        onnx.numpy_helper.to_array(init)
+        for init in graph.initializer
+        if init.data_type == onnx.TensorProto.INT8 and init.name.endswith("_quantized")
+    ]
+
+
+def test_int8_weights_fit_7_bits_so_no_cpu_saturates_them(
+    exported: TinyExport, tmp_path: Path
+) -> None:
+    """ONNX Runtime's AVX2 kernel sums pairs of u8 x s8 products in int16: 7-bit weights keep
+    the pair within range, so CPUs with and without VNNI give the graph the same labels."""
+    assert exported.params.export.int8_reduce_range is True  # the default ships it
+    weights = _int8_weights(exported.onnx_dir / GRAPH_FILES["int8"])
+    assert len(weights) >= 6 * LAYERS
+    assert all(w.min() >= -64 and w.max() <= 63 for w in weights)
+    # Negative control: full-range weights reach the values that can saturate.
+    cfg = export_params(int8_reduce_range=False).export
+    fp32 = exported.onnx_dir / GRAPH_FILES["fp32"]
+    full = quantize.quantize_int8(fp32, tmp_path / "full.int8.onnx", cfg, _calibration(exported))
+    assert any(max(-int(w.min()), int(w.max())) > 64 for w in _int8_weights(full))
+
+
 def test_int8_ignores_files_in_the_working_directory(
     exported: TinyExport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

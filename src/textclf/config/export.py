@@ -45,6 +45,12 @@ class ExportParams(Section):
         description="int8: one weight scale per output channel (closer to fp32 at the same "
         "speed) instead of one per matrix",
     )
+    int8_reduce_range: bool = Field(
+        True,
+        description="int8: 7-bit weights, so the u8 x s8 products cannot saturate on CPUs "
+        "without VNNI (AVX2, AVX-512 before Cascade Lake): the graph then gives the same "
+        "labels on every x86 CPU, not only on the one that ran export",
+    )
     int8_smooth_alpha: float = Field(
         0.5,
         ge=0.0,
