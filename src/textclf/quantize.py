@@ -166,7 +166,7 @@ def quantize_int8(
     With ``cfg.int8_smooth_alpha`` > 0 the feed-forward inputs are first smoothed with scales
     from the ``calibration`` batches (:func:`smooth_feed_forward`). ``cfg.int8_per_channel`` and
     ``cfg.int8_fp32_ffn_down`` trade a little speed for agreement with fp32;
-    ``cfg.int8_reduce_range`` keeps the weights in [-64, 63] so that ONNX Runtime's AVX2 kernel
+    ``cfg.int8_reduce_range`` keeps the weights in [-64, 64] so that ONNX Runtime's AVX2 kernel
     (int16 sums of u8 x s8 pairs) cannot saturate, where the VNNI one cannot either.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
