@@ -22,11 +22,11 @@ class DistillParams(Section):
         "needs enabled: true)",
     )
     layer_share: float = Field(
-        0.5,
+        0.34,
         gt=0.0,
         lt=1.0,
         description="share of the teacher's encoder layers the student keeps, in (0, 1); "
-        "rounded, at least one (0.5 of MiniLM's 6 = 3)",
+        "rounded, at least one (0.34 of MiniLM's 6 = 2)",
     )
     layer_choice: Literal["spread", "first"] = Field(
         "spread",
@@ -44,7 +44,7 @@ class DistillParams(Section):
         "cross-entropy, in [0, 1]",
     )
     seed: int = Field(42, description="random seed for batch order and the student's dropout")
-    epochs: int = Field(1, ge=1, le=100, description="student training epochs (1..100)")
+    epochs: int = Field(2, ge=1, le=100, description="student training epochs (1..100)")
     max_steps: int = Field(
         -1, ge=-1, description="stop after this many optimizer steps; -1 for no limit"
     )
