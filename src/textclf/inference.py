@@ -82,8 +82,20 @@ def load_for_labels(
     return model
 
 
+# ONNX Runtime's option that parks its thread pool when the last concurrent Run() returns.
+STOP_SPINNING = "session.force_spinning_stop"
+
+
 class OnnxClassifier:
-    """An exported text classifier run by ONNX Runtime; loads once, thread-safe to call."""
+    """An exported text classifier run by ONNX Runtime; loads once, thread-safe to call.
+
+    ``stop_spinning`` parks ONNX Runtime's intra-op threads as soon as a call returns. By default
+    they spin, waiting for the next call, which suits back-to-back calls (a batch job) but not
+    a service: measured with ``perf sched`` on the service at one client, a lone call's second
+    thread spun between requests and held a core, so the event loop, the model thread and the
+    client queued for the other one (the model thread waited 0.4 ms on average per wake-up, p95
+    latency 12 ms vs 7.5 ms with it parked). Spinning within a call is unchanged.
+    """
 
     def __init__(
         self,
@@ -91,6 +103,7 @@ class OnnxClassifier:
         variant: OnnxVariant = "fp32",
         providers: list[str] | None = None,
         threads: int = 0,
+        stop_spinning: bool = False,
     ) -> None:
         model_dir = Path(model_dir)
         graph = graph_path(model_dir, variant)
@@ -109,6 +122,8 @@ class OnnxClassifier:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+        if stop_spinning:
+            options.add_session_config_entry(STOP_SPINNING, "1")
         self.model_dir = model_dir
         self.variant: str = variant
         self.session = ort.InferenceSession(

@@ -389,3 +389,24 @@ def test_without_the_filter_bentoml_would_log_the_input(
         target.addFilter(guard)
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert "MARKER-456" in logged
+
+
+def test_the_service_parks_onnx_runtime_threads_between_requests(
+    client: Any, service_module: ModuleType, direct: OnnxClassifier
+) -> None:
+    from textclf.inference import STOP_SPINNING
+
+    live = service_module._LIVE[0]
+    sessions = [m.session for m in (live.model, live.lone_model) if m is not None]
+
+    def parked(session: Any) -> bool:
+        try:
+            return bool(
+                session.get_session_options().get_session_config_entry(STOP_SPINNING) == "1"
+            )
+        except RuntimeError:  # ONNX Runtime's answer for an option never set
+            return False
+
+    assert sessions and all(parked(s) for s in sessions)
+    # Negative control: ONNX Runtime's default (what a batch job gets) keeps them spinning.
+    assert not parked(direct.session)

@@ -259,6 +259,7 @@ class TextClassifier:
             settings.model_dir,
             settings.variant,  # type: ignore[arg-type]
             threads=settings.params.threads,
+            stop_spinning=True,  # between requests its threads would take the loop's cores
         )
         model.logits(["warm-up"])  # first call allocates; do it before /readyz says ready
         # A call while no other runs gets a session with a thread per core (the batcher picks).
@@ -273,6 +274,7 @@ class TextClassifier:
                 settings.model_dir,
                 settings.variant,  # type: ignore[arg-type]
                 threads=lone_threads,
+                stop_spinning=True,
             )
             self.lone_model.logits(["warm-up"])
         self.traffic = (
