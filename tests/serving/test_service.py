@@ -19,7 +19,7 @@ import yaml
 
 from tests.exported import TinyExport
 from tests.serving.conftest import PREDICTION_ID_KEY, SERVE
-from textclf.inference import OnnxClassifier
+from textclf.inference import STOP_SPINNING, OnnxClassifier
 from textclf.serving import ids
 from textclf.serving.batching import Batcher, OverloadedError
 from textclf.serving.schemas import EXAMPLE
@@ -394,8 +394,6 @@ def test_without_the_filter_bentoml_would_log_the_input(
 def test_the_service_parks_onnx_runtime_threads_between_requests(
     client: Any, service_module: ModuleType, direct: OnnxClassifier
 ) -> None:
-    from textclf.inference import STOP_SPINNING
-
     live = service_module._LIVE[0]
     sessions = [m.session for m in (live.model, live.lone_model) if m is not None]
 
