@@ -106,6 +106,24 @@ def test_parallel_calls_run_at_once_and_the_next_batch_waits_for_a_free_slot() -
     assert model.calls == [["one"], ["two"], ["three", "four"]]
 
 
+def test_while_a_call_runs_requests_that_arrive_together_share_the_free_slot() -> None:
+    """Only an idle batcher starts a request in ``submit``; under load the queue forms batches,
+    so two requests that arrive together take the free slot as one call, not one each."""
+    model = HeldModel()
+    batcher = Batcher(model, max_texts=8, max_queue_s=10, parallel_calls=2)
+
+    async def main() -> list[list[str]]:
+        one = asyncio.create_task(batcher.submit(["one"]))
+        await model.wait_started()
+        together = [asyncio.create_task(batcher.submit([t])) for t in ("two", "three")]
+        await model.wait_started()  # the free slot's call, while "one" is held
+        model.release()
+        return [await one, *[await task for task in together]]
+
+    assert _run(main) == [["ONE"], ["TWO"], ["THREE"]]
+    assert model.calls == [["one"], ["two", "three"]]
+
+
 def test_a_call_while_no_other_runs_takes_the_lone_session_and_overlapping_ones_do_not() -> None:
     lone, shared = HeldModel(), HeldModel()
     batcher = Batcher(shared, max_texts=1, max_queue_s=10, parallel_calls=2, lone_fn=lone)

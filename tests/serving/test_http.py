@@ -391,22 +391,35 @@ def test_concurrent_load_loses_and_mixes_up_nothing(
 
 
 def test_access_log_lines_follow_serve_access_log(
-    server: BentoServer, live_dir: Path, exported: TinyExport, tmp_path: Path
+    server: BentoServer, exported: TinyExport, tmp_path: Path
 ) -> None:
-    """One access-log line per request by default; none with ``access_log: false``."""
+    """By default a line per request answered with an error, none for a 200; every request with
+    ``access_log: all``; none with ``access_log: false`` (the setting's earlier form)."""
+    ok = re.compile(r"method=POST,path=/predict\S*\) \(status=200")
+    rejected = re.compile(r"method=POST,path=/predict\S*\) \(status=400")
     assert _post(server, {"texts": ["logged"]}).status_code == 200
+    assert _post(server, {"texts": []}).status_code == 400
     logged = server.log(tail=10**7)
-    assert re.search(r"method=POST,path=/predict.*status=200", logged), logged[-2000:]
+    assert rejected.search(logged), logged[-2000:]
+    assert not ok.search(logged), logged[-2000:]
 
-    (tmp_path / "serve.yaml").write_text(
-        yaml.safe_dump({**SERVE, "access_log": False}), encoding="utf-8"
-    )
     env = {
         "TEXTCLF_MODEL_DIR": str(exported.onnx_dir),
-        "TEXTCLF_SERVE_FILE": str(tmp_path / "serve.yaml"),
         "TEXTCLF_TRAFFIC_DIR": "",
         "TEXTCLF_ONNX_VARIANT": "fp32",
     }
-    with serving(TARGET, env, cwd=tmp_path, log=tmp_path / "serve.log") as quiet:
-        assert _post(quiet, {"texts": ["not logged"]}).status_code == 200
-        assert "path=/predict" not in quiet.log(tail=10**7)
+    for setting, lines in (("all", (ok, rejected)), (False, ())):
+        run = tmp_path / str(setting)
+        run.mkdir()
+        (run / "serve.yaml").write_text(
+            yaml.safe_dump({**SERVE, "access_log": setting}), encoding="utf-8"
+        )
+        with serving(
+            TARGET, {**env, "TEXTCLF_SERVE_FILE": str(run / "serve.yaml")}, run, run / "serve.log"
+        ) as other:
+            assert _post(other, {"texts": ["logged"]}).status_code == 200
+            assert _post(other, {"texts": []}).status_code == 400
+            logged = other.log(tail=10**7)
+        assert [bool(line.search(logged)) for line in (ok, rejected)] == [
+            line in lines for line in (ok, rejected)
+        ], (setting, logged[-2000:])

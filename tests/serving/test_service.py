@@ -391,6 +391,59 @@ def test_without_the_filter_bentoml_would_log_the_input(
     assert "MARKER-456" in logged
 
 
+def _access_lines(caplog: pytest.LogCaptureFixture, service_module: ModuleType) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == service_module.ACCESS_LOGGER]
+
+
+def test_the_access_log_keeps_only_the_requests_answered_with_an_error(
+    client: Any, caplog: pytest.LogCaptureFixture, service_module: ModuleType
+) -> None:
+    """``access_log: errors`` (the default): BentoML's line for a 400 and a 404, none for a 200."""
+    with caplog.at_level(logging.INFO, logger=service_module.ACCESS_LOGGER):
+        assert _predict(client, {"texts": ["fine"]}).status_code == 200
+        assert _predict(client, {"texts": []}).status_code == 400
+        assert client.get("/no-such-route").status_code == 404
+    lines = _access_lines(caplog, service_module)
+    assert len(lines) == 2, lines
+    assert "path=/predict" in lines[0] and "status=400" in lines[0], lines
+    assert "path=/no-such-route" in lines[1] and "status=404" in lines[1], lines
+
+
+def test_without_the_errors_filter_every_request_is_in_the_access_log(
+    client: Any, caplog: pytest.LogCaptureFixture, service_module: ModuleType
+) -> None:
+    """Negative control of the test above: BentoML writes a line for the 200 too."""
+    access = logging.getLogger(service_module.ACCESS_LOGGER)
+    (only,) = [f for f in access.filters if isinstance(f, service_module.ErrorsOnlyAccessLog)]
+    access.removeFilter(only)
+    try:
+        with caplog.at_level(logging.INFO, logger=service_module.ACCESS_LOGGER):
+            assert _predict(client, {"texts": ["fine"]}).status_code == 200
+    finally:
+        access.addFilter(only)
+    (line,) = _access_lines(caplog, service_module)
+    assert "path=/predict" in line and "status=200" in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "kept"),
+    [
+        (("1.2.3.4:5", "scheme=http", "status=200,type=application/json", 1.0), False),
+        (("1.2.3.4:5", "scheme=http", "status=302", 1.0), False),
+        (("1.2.3.4:5", "scheme=http", "status=413,length=80", 1.0), True),
+        (("1.2.3.4:5", "scheme=http", "status=504", 1.0), True),
+        (("1.2.3.4:5", "scheme=http", "code=200", 1.0), True),  # a format it cannot read
+        (("1.2.3.4:5 - Client connected",), True),
+    ],
+)
+def test_the_errors_filter_keeps_what_it_cannot_read(
+    service_module: ModuleType, args: tuple[Any, ...], kept: bool
+) -> None:
+    """A line is dropped only when it names a status below 400: a format change logs more."""
+    record = logging.LogRecord("bentoml.access", logging.INFO, __file__, 1, "%s", args, None)
+    assert service_module.ErrorsOnlyAccessLog().filter(record) is kept
+
+
 def test_the_service_parks_onnx_runtime_threads_between_requests(
     client: Any, service_module: ModuleType, direct: OnnxClassifier
 ) -> None:

@@ -89,6 +89,7 @@ def test_defaults_come_from_the_params_file_next_to_the_package(tmp_path: Path) 
         ({"varient": "int8"}, {}, ["unknown key", "did you mean 'variant'"]),
         ({"variant": "int4"}, {}, ["variant", "int8"]),
         ({"trace_requests": "sometimes"}, {}, ["trace_requests", "Fix:"]),
+        ({"access_log": "some"}, {}, ["access_log = 'some'", "'errors'", "Fix:"]),
         (
             {"max_body_bytes": 100_000},  # 64 texts x 2000 characters need 513_024
             {},
@@ -112,6 +113,20 @@ def test_bad_settings_name_the_key_and_the_fix(
         load_settings({"TEXTCLF_SERVE_FILE": str(path), **env})
     for fragment in fragments:
         assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "means"),
+    [("errors", "errors"), ("all", "all"), ("true", "all"), ("false", "off"), ("off", "off")],
+)
+def test_access_log_takes_its_words_and_the_old_booleans(
+    tmp_path: Path, written: str, means: str
+) -> None:
+    """``access_log: true``/``false`` (the setting's earlier form; YAML reads ``off`` as false
+    too) keep meaning every line and none."""
+    path = tmp_path / SERVE_FILE
+    path.write_text(f"access_log: {written}\n", encoding="utf-8")
+    assert load_settings({"TEXTCLF_SERVE_FILE": str(path)}).params.access_log == means
 
 
 def test_a_missing_serve_file_is_named(tmp_path: Path) -> None:

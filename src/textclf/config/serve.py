@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from textclf.config.base import OnnxVariant, Section, read_file, validate
 
 SERVE_FILE = "serve.yaml"  # at the repository root, and in the bento next to src/
 # BentoML's request timeout for the service (504 past it); serve.yaml limits must fit inside.
 REQUEST_TIMEOUT_S = 30
+AccessLog = Literal["all", "errors", "off"]
+
+
+def _access_log_word(value: Any) -> Any:
+    """``true``/``false`` (the setting's old form; YAML also reads ``on``/``off`` so) as words."""
+    if isinstance(value, bool):
+        return "all" if value else "off"
+    return value
 
 
 class BatchingParams(Section):
@@ -142,11 +150,13 @@ class ServeParams(Section):
         "this process may use (CPU affinity and cgroup quota) divided by workers; a value equal "
         "to threads turns the second session off",
     )
-    access_log: bool = Field(
-        True,
-        description="BentoML's access log line per request (method, path, status, time); "
-        "false saves about 0.1 ms of CPU per request (the per-route Prometheus metrics "
-        "still count every request)",
+    access_log: Annotated[AccessLog, BeforeValidator(_access_log_word)] = Field(
+        "errors",
+        description="BentoML's access log line (client, method, path, status, time): 'errors' "
+        "for requests answered with a status of 400 or more, 'all' for every request, 'off' "
+        "for none (true and false mean all and off). A line costs about 0.1 ms of CPU; the "
+        "per-route Prometheus metrics count every request, and the traffic log (when on) "
+        "records every prediction",
     )
     trace_requests: bool = Field(
         False,

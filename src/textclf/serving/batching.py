@@ -8,8 +8,11 @@ here: after 6 s of 32 concurrent clients, one client's median latency went from 
 :class:`Batcher` never waits on purpose. A request that finds the model idle runs at once, alone;
 requests that arrive while the model is busy queue, and the next call takes all of them, up to
 ``max_texts`` texts (a request is never split). So batches grow with the load and an idle service
-answers in one model call. A request that has queued longer than ``max_queue_s`` is answered
-:class:`OverloadedError` (a 503 from the service) instead of making every later one late too.
+answers in one model call; such a request (no call running, nothing queued) starts its call in
+:meth:`Batcher.submit` itself, without waking the consumer task. Under load every request goes
+through the queue, so a call takes all that arrived meanwhile. A request that has queued
+longer than ``max_queue_s`` is answered :class:`OverloadedError` (a 503 from the service)
+instead of making every later one late too.
 
 Up to ``parallel_calls`` model calls run at once, each on a thread of the batcher's own (ONNX
 Runtime releases the GIL), so the event loop keeps accepting and parsing requests meanwhile. A
@@ -142,8 +145,14 @@ class Batcher(Generic[R]):
         """The results for ``texts``, computed in the next model call that has room for them."""
         state = self._loop_state()
         future: asyncio.Future[list[R]] = state.loop.create_future()
-        state.queue.append(_Job(texts, self.clock(), future))
-        state.wake.set()
+        job = _Job(texts, self.clock(), future)
+        if state.running or state.queue or state.slots.locked():
+            state.queue.append(job)
+            state.wake.set()
+        else:  # idle (no call, nothing queued): this request is the next call, started here
+            await state.slots.acquire()  # free, so it returns without yielding
+            _notify(self.on_batch, BatchStats(1, len(texts), 0.0))
+            self._start(state, [job], self._fn(state))
         return await future
 
     @property
@@ -198,9 +207,12 @@ class Batcher(Generic[R]):
                 if not batch:
                     state.slots.release()
                     continue
-                # Chosen here: batches formed back to back see each other.
-                fn = self.fn if self.lone_fn is None or state.running else self.lone_fn
-                self._start(state, batch, fn)
+                self._start(state, batch, self._fn(state))
+
+    def _fn(self, state: _LoopState[R]) -> Callable[[list[str]], Sequence[R]]:
+        """The model function of the call starting now: ``lone_fn`` when no other call runs.
+        Chosen as each call starts, so calls started back to back see each other."""
+        return self.fn if self.lone_fn is None or state.running else self.lone_fn
 
     def _take(self, queue: collections.deque[_Job[R]]) -> list[_Job[R]]:
         """Whole requests from the head of the queue, up to ``max_texts`` texts (at least one

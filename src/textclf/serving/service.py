@@ -35,7 +35,7 @@ import bentoml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import JSONResponse, Response
 
-from textclf.config.serve import REQUEST_TIMEOUT_S
+from textclf.config.serve import REQUEST_TIMEOUT_S, AccessLog
 from textclf.inference import OnnxClassifier
 from textclf.serving import feedback as fb
 from textclf.serving import ids
@@ -60,6 +60,7 @@ _LIMITS = SETTINGS.params
 PredictRequest = request_model(_LIMITS.max_batch_size, _LIMITS.max_text_chars)
 FeedbackRequest = fb.request_model(_LIMITS.max_batch_size)
 RETRY_AFTER_S = 1  # Retry-After of a 503 from load shedding
+ACCESS_LOGGER = "bentoml.access"  # BentoML's access log (its AccessLogMiddleware)
 # BentoML's OpenTelemetry middleware skips the URLs its ``tracing.excluded_urls`` regexes match;
 # this one matches every URL. Without an exporter (BentoML's default) the span is never recorded,
 # yet making it cost about 0.5 ms of CPU per request, half of the service's own work per request
@@ -222,11 +223,41 @@ class InputFreeValidationLog(logging.Filter):
         return True
 
 
-def _guard_logs() -> None:
-    """Install :class:`InputFreeValidationLog` on the logger BentoML reports 400s with."""
+class ErrorsOnlyAccessLog(logging.Filter):
+    """Pass BentoML's access-log lines of requests answered with a status of 400 or more.
+
+    BentoML's access logger writes ``<client> (<request>) (status=<code>,...) <ms>ms``; a line
+    whose status cannot be read is passed, so a change of that format logs more, never less.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a line with a status below 400; true for every other record."""
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 4 and isinstance(args[2], str):
+            status = args[2].split(",", 1)[0].removeprefix("status=")
+            if status.isdigit():
+                return int(status) >= 400
+        return True
+
+
+def _guard_logs(access_log: AccessLog) -> None:
+    """Install :class:`InputFreeValidationLog` on the logger BentoML reports 400s with, and
+    :class:`ErrorsOnlyAccessLog` (once) on its access logger when ``access_log`` is ``errors``."""
     target = logging.getLogger("bentoml._internal.server.http_app")
     if not any(isinstance(f, InputFreeValidationLog) for f in target.filters):
         target.addFilter(InputFreeValidationLog())
+    access = logging.getLogger(ACCESS_LOGGER)
+    for found in [f for f in access.filters if isinstance(f, ErrorsOnlyAccessLog)]:
+        access.removeFilter(found)
+    if access_log == "errors":
+        access.addFilter(ErrorsOnlyAccessLog())
+
+
+@functools.cache
+def _predicted(label: str, model_version: str) -> Any:
+    """The ``textclf_predictions`` series of a label and model version (looked up once: a
+    lookup by label values costs more than the increment)."""
+    return _metrics()["predictions"].labels(label=label, model_version=model_version)
 
 
 def _record_batch(stats: BatchStats) -> None:
@@ -245,13 +276,14 @@ def _record_batch(stats: BatchStats) -> None:
     metrics={"enabled": False},
     # Defaults: a BENTOML_CONFIG file overrides them (its tracing.exporter_type, sample_rate).
     **({} if _LIMITS.trace_requests else {"tracing": UNTRACED}),
-    **({} if _LIMITS.access_log else {"logging": {"access": {"enabled": False}}}),
+    # "errors" keeps BentoML's access log on; ErrorsOnlyAccessLog drops the lines below 400.
+    **({"logging": {"access": {"enabled": False}}} if _LIMITS.access_log == "off" else {}),
 )
 class TextClassifier:
     """Transformer text classifier served from its ONNX export."""
 
     def __init__(self) -> None:
-        _guard_logs()  # here, after BentoML configured logging in this worker
+        _guard_logs(_LIMITS.access_log)  # here, after BentoML configured logging in this worker
         settings = SETTINGS  # resolved once, at import: the request limits above come from it
         self.settings = settings
         self.model: OnnxClassifier | None = None
@@ -415,9 +447,8 @@ class TextClassifier:
                     probabilities={lab: float(p) for lab, p in zip(labels, row, strict=True)},
                 )
             )
-        metrics = _metrics()
         for label, count in collections.Counter(pred.label for pred in out).items():
-            metrics["predictions"].labels(label=label, model_version=model.version).inc(count)
+            _predicted(label, model.version).inc(count)
         if self.traffic is not None:  # queued, never blocking: written on the log's thread
             self.traffic.submit(
                 [

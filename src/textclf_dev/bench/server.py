@@ -75,9 +75,9 @@ class BentoServer:
             raise RuntimeError("the server has not been started")
         return self.proc.pid
 
-    def start(self) -> None:
-        """Start the server and block until /readyz answers 200 (or raise with its log)."""
-        cmd = [
+    def command(self) -> list[str]:
+        """The server's command line: ``bentoml serve`` of the target on :attr:`port`."""
+        return [
             sys.executable,
             "-m",
             "bentoml",
@@ -88,6 +88,10 @@ class BentoServer:
             "--port",
             str(self.port),
         ]
+
+    def start(self) -> None:
+        """Start the server and block until /readyz answers 200 (or raise with its log)."""
+        cmd = self.command()
         self.proc = subprocess.Popen(
             cmd,
             env=self.env,
@@ -130,3 +134,25 @@ class BentoServer:
         """The server's combined stdout/stderr so far (last ``tail`` characters)."""
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-tail:]
+
+
+class UvicornServer(BentoServer):
+    """``uvicorn`` serving the ASGI app ``target`` (``module:attribute``) with its default loop and
+    HTTP parser (uvloop and httptools where installed, as under ``bentoml serve``), no access log.
+    """
+
+    def command(self) -> list[str]:
+        """``python -m uvicorn target`` on :attr:`port`."""
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self.target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]

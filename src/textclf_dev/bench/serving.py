@@ -29,12 +29,13 @@ from typing import Any
 import aiohttp
 
 from textclf.latency import format_ratio, ratio, summarize, time_engines
-from textclf_dev.bench.server import BentoServer
+from textclf_dev.bench.server import BentoServer, UvicornServer
 from textclf_dev.bench.system import tree_cpu_seconds, tree_memory
 
 LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
 OVERHEAD_LEVELS = (1, 16)  # concurrencies at which the service's own CPU per request is measured
+FLOOR_APP = "textclf_dev.bench.floor:app"  # the HTTP stack alone (the floor of the server's CPU)
 
 
 async def _load(
@@ -214,7 +215,9 @@ def overhead(
     ``server_env`` is the real benchmark's server environment; only the model directory changes
     (to a bag-of-words export over the benchmark's words). Per level: CPU of the server's process
     tree and of this process (the client) per request, the no-op model's own cost per text in
-    process at the same batch size, and their difference, the service's own CPU.
+    process at the same batch size, and their difference, the service's own CPU. Then the same
+    load on :mod:`textclf_dev.bench.floor` under uvicorn: the CPU per request of the HTTP stack
+    alone on this machine, part of the own CPU that no service code can remove.
     """
     from textclf.inference import OnnxClassifier
     from textclf.serving.settings import ENV_MODEL_DIR
@@ -248,6 +251,14 @@ def overhead(
                     "own_cpu_ms_per_request": round(max(server_ms - model_ms, 0.0), 3),
                     "client_cpu_ms_per_request": round(client_cpu * 1000 / done, 3),
                 }
+    with UvicornServer(FLOOR_APP, env=server_env) as floor:
+        load_test(floor.url, texts, 2, 40)
+        for c in levels:
+            before = tree_cpu_seconds(floor.pid)
+            load = load_test(floor.url, stream, c, requests, time_cap_s=120)
+            rows[str(c)]["http_floor_cpu_ms_per_request"] = round(
+                (tree_cpu_seconds(floor.pid) - before) * 1000 / max(load["texts"], 1), 3
+            )
     return {"requests_per_level": requests, "levels": rows}
 
 
@@ -290,17 +301,22 @@ def overhead_markdown(result: dict[str, Any]) -> str:
         "The same service and serve.yaml serving a bag-of-words ONNX graph (a Gather and a sum) "
         f"instead of the transformer; {result['requests_per_level']} one-text requests per "
         "level. own = CPU of the server's process tree per request less the no-op model's "
-        "(tokenizer and graph) CPU per text measured in process at the same batch size.",
+        "(tokenizer and graph) CPU per text measured in process at the same batch size. HTTP "
+        "floor = the same load on a bare ASGI app under the same uvicorn (loop and parser), "
+        "answering a canned prediction of the same size: the part of own that is the HTTP stack "
+        "on this machine.",
         "",
         "| concurrency | requests/s | p50/p95 ms | server CPU ms/request | no-op model CPU "
-        "ms/text | **own CPU ms/request** | client CPU ms/request | errors |",
-        "|---:|---:|---|---:|---:|---:|---:|---|",
+        "ms/text | **own CPU ms/request** | HTTP floor CPU ms/request | client CPU ms/request "
+        "| errors |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for c, row in result["levels"].items():
         lines.append(
             f"| {c} | {row['texts_per_s']:.0f} | {row['p50_ms']:.2f}/{row['p95_ms']:.2f} | "
             f"{row['server_cpu_ms_per_request']:.3f} | {row['noop_model_cpu_ms_per_text']:.3f} | "
-            f"**{row['own_cpu_ms_per_request']:.3f}** | {row['client_cpu_ms_per_request']:.3f} | "
-            f"{sum(row['errors'].values()) if row['errors'] else 0} |"
+            f"**{row['own_cpu_ms_per_request']:.3f}** | "
+            f"{row['http_floor_cpu_ms_per_request']:.3f} | {row['client_cpu_ms_per_request']:.3f} "
+            f"| {sum(row['errors'].values()) if row['errors'] else 0} |"
         )
     return "\n".join(lines)
