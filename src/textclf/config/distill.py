@@ -44,7 +44,7 @@ class DistillParams(Section):
         "cross-entropy, in [0, 1]",
     )
     seed: int = Field(42, description="random seed for batch order and the student's dropout")
-    epochs: int = Field(2, ge=1, le=100, description="student training epochs (1..100)")
+    epochs: int = Field(3, ge=1, le=100, description="student training epochs (1..100)")
     max_steps: int = Field(
         -1, ge=-1, description="stop after this many optimizer steps; -1 for no limit"
     )
