@@ -75,18 +75,21 @@ class BentoServer:
             raise RuntimeError("the server has not been started")
         return self.proc.pid
 
+    module: tuple[str, ...] = ("bentoml", "serve")  # ``python -m`` of the server, then target
+    options: tuple[str, ...] = ()  # after the host and port
+
     def command(self) -> list[str]:
-        """The server's command line: ``bentoml serve`` of the target on :attr:`port`."""
+        """The server's command line: ``python -m <module> <target>`` on :attr:`port`."""
         return [
             sys.executable,
             "-m",
-            "bentoml",
-            "serve",
+            *self.module,
             self.target,
             "--host",
             "127.0.0.1",
             "--port",
             str(self.port),
+            *self.options,
         ]
 
     def start(self) -> None:
@@ -141,18 +144,5 @@ class UvicornServer(BentoServer):
     HTTP parser (uvloop and httptools where installed, as under ``bentoml serve``), no access log.
     """
 
-    def command(self) -> list[str]:
-        """``python -m uvicorn target`` on :attr:`port`."""
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            self.target,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+    module = ("uvicorn",)
+    options = ("--no-access-log", "--log-level", "warning")

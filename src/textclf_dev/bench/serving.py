@@ -231,17 +231,10 @@ def overhead(
         clf = OnnxClassifier(model_dir, "int8", threads=1)
         rows: dict[str, Any] = {}
         with BentoServer(env={**server_env, ENV_MODEL_DIR: str(model_dir)}) as server:
-            load_test(server.url, texts, 2, 40)  # warm-up: connections, dispatcher
-            for c in levels:
-                server_before, client_before = tree_cpu_seconds(server.pid), time.process_time()
-                load = load_test(server.url, stream, c, requests, time_cap_s=120)
-                server_cpu = tree_cpu_seconds(server.pid) - server_before
-                client_cpu = time.process_time() - client_before
-                done = max(load["texts"], 1)
+            for c, (load, server_ms, client_ms) in _cpu_per_request(server, texts, stream, levels):
                 model_ms = _model_cpu_ms(clf, stream, c, batch_size)
-                server_ms = server_cpu * 1000 / done
                 rows[str(c)] = {
-                    "requests": done,
+                    "requests": max(load["texts"], 1),
                     "errors": load["errors"],
                     "texts_per_s": load["texts_per_s"],
                     "p50_ms": load["p50_ms"],
@@ -249,17 +242,29 @@ def overhead(
                     "server_cpu_ms_per_request": round(server_ms, 3),
                     "noop_model_cpu_ms_per_text": round(model_ms, 3),
                     "own_cpu_ms_per_request": round(max(server_ms - model_ms, 0.0), 3),
-                    "client_cpu_ms_per_request": round(client_cpu * 1000 / done, 3),
+                    "client_cpu_ms_per_request": round(client_ms, 3),
                 }
     with UvicornServer(FLOOR_APP, env=server_env) as floor:
-        load_test(floor.url, texts, 2, 40)
-        for c in levels:
-            before = tree_cpu_seconds(floor.pid)
-            load = load_test(floor.url, stream, c, requests, time_cap_s=120)
-            rows[str(c)]["http_floor_cpu_ms_per_request"] = round(
-                (tree_cpu_seconds(floor.pid) - before) * 1000 / max(load["texts"], 1), 3
-            )
+        for c, (_, floor_ms, _) in _cpu_per_request(floor, texts, stream, levels):
+            rows[str(c)]["http_floor_cpu_ms_per_request"] = round(floor_ms, 3)
     return {"requests_per_level": requests, "levels": rows}
+
+
+def _cpu_per_request(
+    server: BentoServer, texts: list[str], stream: list[str], levels: tuple[int, ...]
+) -> list[tuple[int, tuple[dict[str, Any], float, float]]]:
+    """Per level: the load of ``stream`` on ``server``, and its server and client CPU ms per
+    request (after a warm-up of connections and dispatcher)."""
+    load_test(server.url, texts, 2, 40)
+    measured = []
+    for c in levels:
+        server_before, client_before = tree_cpu_seconds(server.pid), time.process_time()
+        load = load_test(server.url, stream, c, len(stream), time_cap_s=120)
+        done = max(load["texts"], 1)
+        server_ms = (tree_cpu_seconds(server.pid) - server_before) * 1000 / done
+        client_ms = (time.process_time() - client_before) * 1000 / done
+        measured.append((c, (load, server_ms, client_ms)))
+    return measured
 
 
 def markdown(results: dict[str, Any]) -> str:
