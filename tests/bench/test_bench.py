@@ -169,12 +169,15 @@ def test_quick_suite_runs_every_benchmark(bench_root: Path, exported: TinyExport
             row["server_cpu_ms_per_request"] - row["noop_model_cpu_ms_per_text"], abs=0.002
         )
         assert row["client_cpu_ms_per_request"] > 0
-        # The bare HTTP stack costs something, and less than the service on the same stack.
+        # The bare HTTP stack costs something, and less than the service on the same stack, or
+        # than a stock BentoML service on it (which answered every request too).
         assert 0 < row["http_floor_cpu_ms_per_request"] < row["server_cpu_ms_per_request"]
+        assert row["http_floor_cpu_ms_per_request"] < row["bentoml_default_cpu_ms_per_request"]
+        assert not row["http_floor_errors"] and not row["bentoml_default_errors"]
     own = [r for r in results["summary"] if r["figure"].startswith("service's own CPU")]
     assert [r["met"] for r in own] == [r["value"] <= 0.5 for r in own] and len(own) == 2
     assert "#### The service's own CPU per request" in results["markdown"]
-    assert "HTTP floor CPU ms/request" in results["markdown"]
+    assert "HTTP floor CPU ms/request | BentoML default CPU ms/request" in results["markdown"]
     memory = serving["memory"]
     assert memory["processes"] == 1 + serving["workers"]  # the server and its workers
     assert 0 < memory["rss_after_load_mb"] <= memory["peak_rss_mb"]

@@ -35,7 +35,10 @@ from textclf_dev.bench.system import tree_cpu_seconds, tree_memory
 LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
 OVERHEAD_LEVELS = (1, 16)  # concurrencies at which the service's own CPU per request is measured
+OVERHEAD_REQUESTS = 3000  # per level and server in a full run: +-1 tick is +-5% of the floor at 16
 FLOOR_APP = "textclf_dev.bench.floor:app"  # the HTTP stack alone (the floor of the server's CPU)
+STOCK_SERVICE = "textclf_dev.bench.stock:Stock"  # a BentoML service with the framework's defaults
+ERRORS = ("errors", "http_floor_errors", "bentoml_default_errors")  # of overhead()'s three loads
 
 
 async def _load(
@@ -217,13 +220,17 @@ def overhead(
     tree and of this process (the client) per request, the no-op model's own cost per text in
     process at the same batch size, and their difference, the service's own CPU. Then the same
     load on :mod:`textclf_dev.bench.floor` under uvicorn: the CPU per request of the HTTP stack
-    alone on this machine, part of the own CPU that no service code can remove.
+    alone on this machine, part of the own CPU that no service code can remove. Last the same
+    load on :mod:`textclf_dev.bench.stock`, a BentoML service with BentoML's defaults answering the
+    same canned prediction: what the framework spends per request before any model runs.
     """
     from textclf.inference import OnnxClassifier
     from textclf.serving.settings import ENV_MODEL_DIR
     from textclf_dev.toy import make_lexicon_export
 
-    requests = 100 if quick else 1000
+    # CPU time comes from /proc in clock ticks (10 ms): enough requests that the cheapest load
+    # (the floor at concurrency 16, 0.07-0.09 ms a request here) spans several ticks.
+    requests = 400 if quick else OVERHEAD_REQUESTS
     stream = [texts[i % len(texts)] for i in range(requests)]
     with tempfile.TemporaryDirectory(prefix="textclf-noop-") as tmp:
         words = sorted({word for text in texts for word in text.lower().split()})
@@ -245,8 +252,13 @@ def overhead(
                     "client_cpu_ms_per_request": round(client_ms, 3),
                 }
     with UvicornServer(FLOOR_APP, env=server_env) as floor:
-        for c, (_, floor_ms, _) in _cpu_per_request(floor, texts, stream, levels):
+        for c, (load, floor_ms, _) in _cpu_per_request(floor, texts, stream, levels):
             rows[str(c)]["http_floor_cpu_ms_per_request"] = round(floor_ms, 3)
+            rows[str(c)]["http_floor_errors"] = load["errors"]
+    with BentoServer(STOCK_SERVICE, env=server_env) as stock:
+        for c, (load, stock_ms, _) in _cpu_per_request(stock, texts, stream, levels):
+            rows[str(c)]["bentoml_default_cpu_ms_per_request"] = round(stock_ms, 3)
+            rows[str(c)]["bentoml_default_errors"] = load["errors"]
     return {"requests_per_level": requests, "levels": rows}
 
 
@@ -309,19 +321,23 @@ def overhead_markdown(result: dict[str, Any]) -> str:
         "(tokenizer and graph) CPU per text measured in process at the same batch size. HTTP "
         "floor = the same load on a bare ASGI app under the same uvicorn (loop and parser), "
         "answering a canned prediction of the same size: the part of own that is the HTTP stack "
-        "on this machine.",
+        "on this machine. BentoML default = the same load on a BentoML service with BentoML's "
+        "default configuration (one sync API returning that prediction): the framework's own "
+        "CPU per request, for scale. errors = failed requests of the three loads.",
         "",
         "| concurrency | requests/s | p50/p95 ms | server CPU ms/request | no-op model CPU "
-        "ms/text | **own CPU ms/request** | HTTP floor CPU ms/request | client CPU ms/request "
-        "| errors |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "ms/text | **own CPU ms/request** | HTTP floor CPU ms/request | BentoML default CPU "
+        "ms/request | client CPU ms/request | errors |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c, row in result["levels"].items():
         lines.append(
             f"| {c} | {row['texts_per_s']:.0f} | {row['p50_ms']:.2f}/{row['p95_ms']:.2f} | "
             f"{row['server_cpu_ms_per_request']:.3f} | {row['noop_model_cpu_ms_per_text']:.3f} | "
             f"**{row['own_cpu_ms_per_request']:.3f}** | "
-            f"{row['http_floor_cpu_ms_per_request']:.3f} | {row['client_cpu_ms_per_request']:.3f} "
-            f"| {sum(row['errors'].values()) if row['errors'] else 0} |"
+            f"{row['http_floor_cpu_ms_per_request']:.3f} | "
+            f"{row['bentoml_default_cpu_ms_per_request']:.3f} | "
+            f"{row['client_cpu_ms_per_request']:.3f} "
+            f"| {sum(sum(row[key].values()) for key in ERRORS)} |"
         )
     return "\n".join(lines)
