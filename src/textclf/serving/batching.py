@@ -145,14 +145,12 @@ class Batcher(Generic[R]):
         """The results for ``texts``, computed in the next model call that has room for them."""
         state = self._loop_state()
         future: asyncio.Future[list[R]] = state.loop.create_future()
-        job = _Job(texts, self.clock(), future)
-        if state.running or state.queue or state.slots.locked():
-            state.queue.append(job)
+        state.queue.append(_Job(texts, self.clock(), future))
+        if state.running or len(state.queue) > 1 or state.slots.locked():
             state.wake.set()
-        else:  # idle (no call, nothing queued): this request is the next call, started here
+        else:  # idle (no call, nothing else queued): this request is the next call, started here
             await state.slots.acquire()  # free, so it returns without yielding
-            _notify(self.on_batch, BatchStats(1, len(texts), 0.0))
-            self._start(state, [job], self._fn(state))
+            self._start(state, self._take(state.queue))
         return await future
 
     @property
@@ -203,16 +201,7 @@ class Batcher(Generic[R]):
             while state.queue:
                 # A batch is formed when a call slot is free, so it takes all that queued.
                 await state.slots.acquire()
-                batch = self._take(state.queue)
-                if not batch:
-                    state.slots.release()
-                    continue
-                self._start(state, batch, self._fn(state))
-
-    def _fn(self, state: _LoopState[R]) -> Callable[[list[str]], Sequence[R]]:
-        """The model function of the call starting now: ``lone_fn`` when no other call runs.
-        Chosen as each call starts, so calls started back to back see each other."""
-        return self.fn if self.lone_fn is None or state.running else self.lone_fn
+                self._start(state, self._take(state.queue))
 
     def _take(self, queue: collections.deque[_Job[R]]) -> list[_Job[R]]:
         """Whole requests from the head of the queue, up to ``max_texts`` texts (at least one
@@ -247,21 +236,24 @@ class Batcher(Generic[R]):
             _notify(self.on_batch, BatchStats(len(batch), size, now - batch[0].enqueued))
         return batch
 
-    def _start(
-        self,
-        state: _LoopState[R],
-        batch: list[_Job[R]],
-        fn: Callable[[list[str]], Sequence[R]],
-    ) -> None:
+    def _start(self, state: _LoopState[R], batch: list[_Job[R]]) -> None:
         """Start one model call on a model thread; its slot is released when the thread returns.
+
+        The call runs ``lone_fn`` when no other call runs, chosen here as each call starts, so
+        calls started back to back see each other. An empty batch (every request it found was
+        cancelled or shed) only gives the slot back.
 
         No task, no asyncio wrapper future: the thread's result is handed to the event loop once
         (``call_soon_threadsafe``) and a timer fails the batch if the call runs too long. At one
         request per call this hand-off is most of the batcher's cost per request.
         """
+        if not batch:
+            state.slots.release()
+            return
         loop = state.loop
         texts = [text for job in batch for text in job.texts]
         call = _Call(batch, time.monotonic())  # the timeout runs on the loop's clock
+        fn = self.fn if self.lone_fn is None or state.running else self.lone_fn
         state.running += 1
         try:
             work = state.executor.submit(fn, texts)

@@ -36,9 +36,12 @@ LEVELS = (1, 8, 16, 32)
 ROUNDS = 3  # service/direct alternations per level in a full run; the median is reported
 OVERHEAD_LEVELS = (1, 16)  # concurrencies at which the service's own CPU per request is measured
 OVERHEAD_REQUESTS = 3000  # per level and server in a full run: +-1 tick is +-5% of the floor at 16
-FLOOR_APP = "textclf_dev.bench.floor:app"  # the HTTP stack alone (the floor of the server's CPU)
-STOCK_SERVICE = "textclf_dev.bench.stock:Stock"  # a BentoML service with the framework's defaults
-ERRORS = ("errors", "http_floor_errors", "bentoml_default_errors")  # of overhead()'s three loads
+# The same load on two references, by row key: the HTTP stack alone (the floor of the server's
+# CPU), and a BentoML service with the framework's defaults.
+REFERENCES = {
+    "http_floor": (UvicornServer, "textclf_dev.bench.floor:app"),
+    "bentoml_default": (BentoServer, "textclf_dev.bench.stock:Stock"),
+}
 
 
 async def _load(
@@ -251,14 +254,11 @@ def overhead(
                     "own_cpu_ms_per_request": round(max(server_ms - model_ms, 0.0), 3),
                     "client_cpu_ms_per_request": round(client_ms, 3),
                 }
-    with UvicornServer(FLOOR_APP, env=server_env) as floor:
-        for c, (load, floor_ms, _) in _cpu_per_request(floor, texts, stream, levels):
-            rows[str(c)]["http_floor_cpu_ms_per_request"] = round(floor_ms, 3)
-            rows[str(c)]["http_floor_errors"] = load["errors"]
-    with BentoServer(STOCK_SERVICE, env=server_env) as stock:
-        for c, (load, stock_ms, _) in _cpu_per_request(stock, texts, stream, levels):
-            rows[str(c)]["bentoml_default_cpu_ms_per_request"] = round(stock_ms, 3)
-            rows[str(c)]["bentoml_default_errors"] = load["errors"]
+    for key, (server_type, target) in REFERENCES.items():
+        with server_type(target, env=server_env) as reference:
+            for c, (load, ms, _) in _cpu_per_request(reference, texts, stream, levels):
+                rows[str(c)][f"{key}_cpu_ms_per_request"] = round(ms, 3)
+                rows[str(c)][f"{key}_errors"] = load["errors"]
     return {"requests_per_level": requests, "levels": rows}
 
 
@@ -330,6 +330,7 @@ def overhead_markdown(result: dict[str, Any]) -> str:
         "ms/request | client CPU ms/request | errors |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    errors = ["errors", *(f"{key}_errors" for key in REFERENCES)]  # of the three loads
     for c, row in result["levels"].items():
         lines.append(
             f"| {c} | {row['texts_per_s']:.0f} | {row['p50_ms']:.2f}/{row['p95_ms']:.2f} | "
@@ -338,6 +339,6 @@ def overhead_markdown(result: dict[str, Any]) -> str:
             f"{row['http_floor_cpu_ms_per_request']:.3f} | "
             f"{row['bentoml_default_cpu_ms_per_request']:.3f} | "
             f"{row['client_cpu_ms_per_request']:.3f} "
-            f"| {sum(sum(row[key].values()) for key in ERRORS)} |"
+            f"| {sum(sum(row[key].values()) for key in errors)} |"
         )
     return "\n".join(lines)
