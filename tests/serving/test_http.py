@@ -34,6 +34,7 @@ TARGET = "textclf.serving.service:TextClassifier"
 SERVING_DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 SCHEMATHESIS = Path(sys.executable).with_name("st")
 CLIENTS, REQUESTS, LOAD_LIMIT_S = 16, 320, 120
+REJECTED = "Rejected request on /predict [POST]"  # the service's log line of a 400 from /predict
 ATOL = 1e-6  # served vs in-process probabilities of one text (same graph, other batches)
 MAX_TEXTS, MAX_CHARS = cast(int, SERVE["max_batch_size"]), cast(int, SERVE["max_text_chars"])
 MAX_BODY = cast(int, SERVE["max_body_bytes"])
@@ -390,6 +391,23 @@ def test_concurrent_load_loses_and_mixes_up_nothing(
     assert logged == Counter(texts)
 
 
+def _log_after_a_200_and_a_400(server: BentoServer) -> str:
+    """The server's log once the lines of a 200 and then a 400 from /predict are in it.
+
+    An access line is written after its response is sent, so a third request (another 400) is
+    the barrier: the service logs its rejection while handling it, after the earlier lines.
+    """
+    rejections = server.log(tail=10**7).count(REJECTED)
+    assert _post(server, {"texts": ["logged"]}).status_code == 200
+    assert _post(server, {"texts": []}).status_code == 400
+    assert _post(server, {"texts": []}).status_code == 400  # the barrier
+    deadline = time.monotonic() + 10
+    while (logged := server.log(tail=10**7)).count(REJECTED) < rejections + 2:
+        assert time.monotonic() < deadline, logged[-2000:]
+        time.sleep(0.05)
+    return logged
+
+
 def test_access_log_lines_follow_serve_access_log(
     server: BentoServer, exported: TinyExport, tmp_path: Path
 ) -> None:
@@ -397,9 +415,7 @@ def test_access_log_lines_follow_serve_access_log(
     ``access_log: all``; none with ``access_log: false`` (the setting's earlier form)."""
     ok = re.compile(r"method=POST,path=/predict\S*\) \(status=200")
     rejected = re.compile(r"method=POST,path=/predict\S*\) \(status=400")
-    assert _post(server, {"texts": ["logged"]}).status_code == 200
-    assert _post(server, {"texts": []}).status_code == 400
-    logged = server.log(tail=10**7)
+    logged = _log_after_a_200_and_a_400(server)
     assert rejected.search(logged), logged[-2000:]
     assert not ok.search(logged), logged[-2000:]
 
@@ -417,9 +433,7 @@ def test_access_log_lines_follow_serve_access_log(
         with serving(
             TARGET, {**env, "TEXTCLF_SERVE_FILE": str(run / "serve.yaml")}, run, run / "serve.log"
         ) as other:
-            assert _post(other, {"texts": ["logged"]}).status_code == 200
-            assert _post(other, {"texts": []}).status_code == 400
-            logged = other.log(tail=10**7)
+            logged = _log_after_a_200_and_a_400(other)
         assert [bool(line.search(logged)) for line in (ok, rejected)] == [
             line in lines for line in (ok, rejected)
         ], (setting, logged[-2000:])
